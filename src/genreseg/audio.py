@@ -1,0 +1,193 @@
+"""Audio in: decode any common file to float32 mono at the analysis rate.
+
+libsndfile (through soundfile) decodes WAV, AU, FLAC, OGG/Vorbis, MP3 and AIFF in
+any channel count and sample format; soxr resamples. Every failure raises
+:class:`genreseg.errors.AudioError`, whose message is one line,
+``"<path>: <reason>"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioError
+
+TARGET_RATE = 22050
+
+#: File extensions we decode (lower case). Anything else is refused up front rather than
+#: handed to libsndfile, whose error for an unknown type is "Format not recognised".
+AUDIO_EXTENSIONS = (".wav", ".au", ".snd", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
+
+
+class SilentAudioWarning(UserWarning):
+    """The file decodes to digital silence; features stay finite but carry no music."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file declared and what loading it did."""
+
+    path: str
+    native_rate: int
+    channels: int
+    n_samples: int  # after resampling
+    duration: float  # seconds
+    silent: bool
+
+
+def is_audio_path(path) -> bool:
+    """True when ``path`` has one of :data:`AUDIO_EXTENSIONS`."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def content_hash(path, chunk: int = 1 << 20) -> str:
+    """SHA-256 (first 16 hex digits) of the file's bytes: the audio's identity in the store."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(chunk), b""):
+                h.update(block)
+    except OSError as err:
+        raise AudioError(path, f"cannot read file ({err.strerror or err})") from None
+    return h.hexdigest()[:16]
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(path, "no such file")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    if not is_audio_path(path):
+        raise AudioError(path, f"unsupported file type '{path.suffix or '(none)'}' "
+                               f"(supported: {' '.join(AUDIO_EXTENSIONS)})")
+    if not os.access(path, os.R_OK):
+        raise AudioError(path, "permission denied")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+
+
+def _declared_data_bytes(path: Path) -> tuple[int, int] | None:
+    """(declared, present) byte counts of the sample data of a RIFF/WAVE or AU file.
+
+    libsndfile silently shortens a truncated WAV or AU to what is on disk, so we read
+    the header's own data size. Returns None for other formats or unknown sizes.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            offset = 12
+            while offset + 8 <= size:
+                fh.seek(offset)
+                chunk_id, chunk_size = fh.read(4), int.from_bytes(fh.read(4), "little")
+                if chunk_id == b"data":
+                    return chunk_size, size - offset - 8
+                offset += 8 + chunk_size + (chunk_size & 1)
+            return None
+        if head[:4] == b".snd":
+            data_offset = int.from_bytes(head[4:8], "big")
+            data_size = int.from_bytes(head[8:12], "big")
+            if data_size == 0xFFFFFFFF:  # AU's "unknown size"
+                return None
+            return data_size, size - data_offset
+    return None
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            declared = f.frames
+            rate = f.samplerate
+            data = f.read(dtype="float32", always_2d=True)
+    except sf.LibsndfileError as err:
+        raise AudioError(path, f"not audio or corrupt ({err.error_string})") from None
+    except (RuntimeError, ValueError) as err:  # soundfile raises these for some bad headers
+        raise AudioError(path, f"not audio or corrupt ({err})") from None
+    except OSError as err:
+        raise AudioError(path, f"cannot read file ({err.strerror or err})") from None
+    # A header that promises more samples than the file holds is a truncated download
+    # or copy, not a short clip: refuse it rather than analyse half a track.
+    sizes = _declared_data_bytes(path)
+    if sizes is not None and sizes[1] < sizes[0]:
+        raise AudioError(path, f"truncated: header declares {sizes[0]} bytes of samples, file holds {sizes[1]}")
+    if 0 < declared < (1 << 62) and len(data) < declared:
+        raise AudioError(path, f"truncated: header declares {declared} samples, file holds {len(data)}")
+    if rate <= 0:
+        raise AudioError(path, f"invalid sample rate {rate}")
+    return data, rate
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """Average channels: ``(n, channels)`` → ``(n,)`` float32."""
+    return data.mean(axis=1, dtype=np.float32) if data.ndim == 2 else np.asarray(data, np.float32)
+
+
+def resample(signal: np.ndarray, rate_in: int, rate_out: int = TARGET_RATE) -> np.ndarray:
+    """Resample a mono float32 signal with soxr (high quality)."""
+    if rate_in == rate_out:
+        return np.asarray(signal, dtype=np.float32)
+    import soxr
+
+    return soxr.resample(signal, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
+
+
+def load_audio_with_info(path, sample_rate: int = TARGET_RATE, min_samples: int = 1) -> tuple[np.ndarray, AudioInfo]:
+    """Decode ``path`` to float32 mono at ``sample_rate`` and report what was done.
+
+    Parameters
+    ----------
+    path : str or Path
+    sample_rate : int
+        Output rate (always enforced).
+    min_samples : int
+        Shortest acceptable output, e.g. one analysis window of the features.
+
+    Returns
+    -------
+    signal : np.ndarray, shape (n,), float32
+    info : AudioInfo
+
+    Raises
+    ------
+    AudioError
+        Missing, unreadable, empty, not audio, corrupt, truncated, non-finite, or
+        shorter than ``min_samples`` after resampling.
+
+    Warns
+    -----
+    SilentAudioWarning
+        When the signal is digital silence (all zeros); it is still returned.
+    """
+    path = Path(path)
+    _check_readable(path)
+    data, rate = _decode(path)
+    if data.shape[0] == 0:
+        raise AudioError(path, "contains zero samples")
+    if not np.isfinite(data).all():
+        raise AudioError(path, f"contains {int((~np.isfinite(data)).sum())} non-finite samples (NaN or inf)")
+    signal = resample(to_mono(data), rate, sample_rate)
+    if len(signal) < min_samples:
+        raise AudioError(path, f"too short: {len(signal) / sample_rate:.3f} s, shorter than one analysis "
+                               f"window ({min_samples / sample_rate:.3f} s)")
+    silent = not np.any(signal)
+    if silent:
+        warnings.warn(f"{path}: digital silence", SilentAudioWarning, stacklevel=2)
+    info = AudioInfo(path=str(path), native_rate=rate, channels=data.shape[1], n_samples=len(signal),
+                     duration=len(signal) / sample_rate, silent=silent)
+    return signal, info
+
+
+def load_audio(path, sample_rate: int = TARGET_RATE, min_samples: int = 1) -> np.ndarray:
+    """Decode ``path`` to a float32 mono signal at ``sample_rate``.
+
+    See :func:`load_audio_with_info` for parameters and errors.
+    """
+    return load_audio_with_info(path, sample_rate, min_samples)[0]

@@ -1,0 +1,183 @@
+"""Scattering frame features: shape, metadata, window joins, robustness to how audio is stored."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import gtzan_clip, requires_gtzan
+from genreseg.audio import load_audio
+from genreseg.features import FeatureConfig, channel_metadata, compute_features, compute_raw
+from genreseg.features.backends import KymatioBackend, raw_channel_meta
+
+SR = 22050
+
+
+# ---------------------------------------------------------------- config
+def test_config_hash_is_stable_across_processes():
+    code = ("from genreseg.features import FeatureConfig; "
+            "print(FeatureConfig(J=13, min_frequency_hz=50.0).hash)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == FeatureConfig(J=13, min_frequency_hz=50.0).hash
+    assert len(out) == 16
+
+
+def test_config_hash_covers_maths_not_execution():
+    base = FeatureConfig()
+    assert base.hash != base.replace(J=13).hash
+    assert base.hash != base.replace(keep_zeroth=True).hash
+    assert base.hash != base.replace(log_eps=1e-5).hash
+    assert base.hash == base.replace(backend="kymatio" if base.backend == "fast" else "fast").hash
+    assert base.hash == base.replace(window_frames=20, context_frames=16).hash
+    assert FeatureConfig.from_dict(json.loads(json.dumps(base.to_dict()))) == base
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError):
+        FeatureConfig(backend="librosa")
+    with pytest.raises(ValueError):
+        FeatureConfig(oversampling=14)
+    with pytest.raises(ValueError, match="unknown feature config fields"):
+        FeatureConfig.from_dict({"J": 14, "hop": 3})
+
+
+# ---------------------------------------------------------------- metadata
+def test_channel_metadata_orders_and_frequencies():
+    meta = channel_metadata(FeatureConfig())
+    order = meta["order"]
+    assert set(np.unique(order)) == {1, 2}
+    assert np.all(np.diff(order) >= 0)  # first order, then second
+    first = order == 1
+    assert np.all((meta["xi1_hz"][first] > 0) & (meta["xi1_hz"][first] < SR / 2))
+    assert np.all(np.isnan(meta["xi2_hz"][first]))
+    second = order == 2
+    # a second-order path's wavelet is lower than its parent's frequency (j2 > j1)
+    assert np.all(meta["xi2_hz"][second] < meta["xi1_hz"][second])
+    assert 500 <= len(order) <= 760
+
+
+def test_zeroth_order_and_low_band_selection():
+    full = channel_metadata(FeatureConfig(keep_zeroth=True))
+    assert full["order"][0] == 0
+    cut = channel_metadata(FeatureConfig(min_frequency_hz=50.0))
+    default = channel_metadata(FeatureConfig())
+    n_low_first = int(np.sum((default["order"] == 1) & (default["xi1_hz"] < 50.0)))
+    assert n_low_first > 20  # J=14 puts dozens of first-order bands below 50 Hz
+    assert np.all(cut["xi1_hz"] >= 50.0)
+    assert len(cut["order"]) < len(default["order"]) - n_low_first  # their children go too
+
+
+# ---------------------------------------------------------------- real audio
+@requires_gtzan
+def test_features_of_a_real_clip():
+    cfg = FeatureConfig()
+    x = load_audio(gtzan_clip("disco", 2))
+    feats = compute_features(x, SR, cfg, info={"path": "disco"})
+    assert feats.data.shape == (int(np.ceil(len(x) / cfg.hop)), len(channel_metadata(cfg)["order"]))
+    assert feats.data.dtype == np.float32 and np.isfinite(feats.data).all()
+    assert feats.channels["order"].shape == (feats.data.shape[1],)
+    assert np.allclose(feats.times[1], cfg.hop / SR)
+    # real music is well above the log floor in the mid bands
+    mid = (feats.channels["order"] == 1) & (feats.channels["xi1_hz"] > 200) & (feats.channels["xi1_hz"] < 4000)
+    assert feats.data[:, mid].mean() > np.log(cfg.log_eps) + 5
+    assert feats.segment_feature().shape == (feats.data.shape[1],)
+
+
+@requires_gtzan
+def test_window_joins_match_a_whole_track_transform():
+    """Windowed frames equal kymatio's whole-track transform to 2e-4 (per frame, relative L2)."""
+    cfg = FeatureConfig(backend="kymatio")
+    # 655360 samples: kymatio pads this length by a multiple of the hop, so its frame
+    # grid coincides with ours (see genreseg.features.framing).
+    x = load_audio(gtzan_clip("metal", 1))[:655360]
+    assert cfg.window_frames * cfg.hop < len(x)  # at least one join
+    windowed = compute_raw(x, SR, cfg)
+    whole = KymatioBackend(cfg.J, (cfg.Q1, cfg.Q2), len(x), cfg.oversampling)(x[None])[0].T
+    assert windowed.shape == whole.shape
+    order = raw_channel_meta(cfg.J, cfg.Q1, cfg.Q2)["order"]
+    for o in (1, 2):
+        sel = order == o
+        rel = np.linalg.norm(windowed[:, sel] - whole[:, sel], axis=1) / np.linalg.norm(whole[:, sel], axis=1)
+        assert rel.max() < 2e-4, (o, rel.max(), rel.argmax())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    x = load_audio(gtzan_clip("country", 4))
+    return x, compute_features(x, SR, FeatureConfig()).data
+
+
+@requires_gtzan
+@pytest.mark.parametrize("variant", ["flac", "au", "stereo", "44k", "mp3"])
+def test_stored_differently_gives_nearly_the_same_features(tmp_path, reference, variant):
+    x, ref = reference
+    if variant in ("flac", "au"):
+        path = tmp_path / f"c.{variant}"
+        sf.write(path, x, SR)
+    elif variant == "stereo":
+        path = tmp_path / "c.wav"
+        sf.write(path, np.stack([x, x], 1), SR)
+    elif variant == "44k":
+        import soxr
+
+        path = tmp_path / "c.wav"
+        sf.write(path, soxr.resample(x, SR, 44100), 44100, subtype="FLOAT")
+    else:
+        path = tmp_path / "c.mp3"
+        sf.write(path, x, SR, format="MP3")
+    feats = compute_features(load_audio(path), SR, FeatureConfig()).data
+    n = min(len(feats), len(ref))
+    # log-domain differences, on the channels that carry signal (above the floor)
+    live = ref.mean(axis=0) > np.log(FeatureConfig().log_eps) + 3
+    frame_diff = np.abs(feats[:n, live] - ref[:n, live]).mean()
+    track_diff = np.abs(feats[:n, live].mean(0) - ref[:n, live].mean(0)).mean()
+    tolerance = {"flac": 1e-3, "au": 1e-3, "stereo": 1e-3, "44k": 0.05, "mp3": 0.3}[variant]
+    assert frame_diff < tolerance, frame_diff
+    assert track_diff < tolerance, track_diff
+
+
+def test_silence_and_wrong_rate():
+    cfg = FeatureConfig()
+    feats = compute_features(np.zeros(3 * cfg.T, np.float32), SR, cfg)
+    assert np.isfinite(feats.data).all()
+    assert np.allclose(feats.data, np.log(cfg.log_eps), atol=1e-3)
+    with pytest.raises(ValueError, match="44100 Hz"):
+        compute_features(np.zeros(3 * cfg.T, np.float32), 44100, cfg)
+    with pytest.raises(ValueError, match="fewer than one analysis window"):
+        compute_features(np.zeros(cfg.T - 1, np.float32), SR, cfg)
+
+
+# ---------------------------------------------------------------- kymatio / SciPy
+def test_sph_harm_shim_matches_scipy(monkeypatch):
+    import scipy.special
+
+    from genreseg.features.kymatio_compat import ensure_sph_harm
+
+    if not hasattr(scipy.special, "sph_harm_y"):
+        pytest.skip("this SciPy predates sph_harm_y")
+    assert ensure_sph_harm() is (not hasattr(scipy.special, "sph_harm"))
+    monkeypatch.delattr(scipy.special, "sph_harm", raising=False)
+    assert ensure_sph_harm() is True
+    m, n, theta, phi = 1, 3, 0.7, 1.1  # legacy order: azimuth theta, polar phi
+    assert np.isclose(scipy.special.sph_harm(m, n, theta, phi), scipy.special.sph_harm_y(n, m, phi, theta))
+
+
+SIMULATE_SCIPY_117 = "import scipy.special as s; s.__dict__.pop('sph_harm', None); "
+
+
+def test_kymatio_import_needs_the_shim_when_sph_harm_is_gone():
+    """What SciPy >= 1.17 does to kymatio 0.3.0, and that our import path survives it."""
+    bare = subprocess.run([sys.executable, "-c", SIMULATE_SCIPY_117 + "import kymatio.torch"],
+                          capture_output=True, text=True)
+    assert bare.returncode != 0 and "sph_harm" in bare.stderr
+    shimmed = subprocess.run(
+        [sys.executable, "-c", SIMULATE_SCIPY_117 +
+         "from genreseg.features.kymatio_compat import import_scattering1d; print(import_scattering1d().__name__)"],
+        capture_output=True, text=True)
+    assert shimmed.returncode == 0, shimmed.stderr
+    assert "Scattering1D" in shimmed.stdout
