@@ -17,9 +17,10 @@ from .errors import GenresegError
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
 
 
-def _print_failures(failed, stream=sys.stderr) -> None:
+def _print_failures(failed, stream=None) -> None:
     if not failed:
         return
+    stream = stream or sys.stderr
     print(f"\n{len(failed)} file(s) failed:", file=stream)
     for _path, reason in failed:
         print(f"  {reason}", file=stream)
