@@ -13,4 +13,15 @@ __version__ = "0.1.0"
 
 from .errors import AudioError, DatasetError, GenresegError, ModelError, StoreError  # noqa: E402
 
-__all__ = ["__version__", "AudioError", "DatasetError", "GenresegError", "ModelError", "StoreError"]
+
+
+def __getattr__(name):
+    # Lazy: `import genreseg` stays light (no torch) until the classifier is used.
+    if name == "GenreClassifier":
+        from .classifier import GenreClassifier
+
+        return GenreClassifier
+    raise AttributeError(f"module 'genreseg' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "GenreClassifier", "AudioError", "DatasetError", "GenresegError", "ModelError", "StoreError"]

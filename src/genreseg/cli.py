@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .errors import GenresegError
 
@@ -67,6 +69,128 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------- train / evaluate / predict
+def _training_rows(store, args):
+    """Rows to train on: a named split, the complement of one stratified fold, or all."""
+    from .datasets import kfold_splits
+    from .errors import DatasetError
+
+    rows = store.rows()
+    if args.split:
+        rows = [r for r in rows if r.get("split") == args.split]
+        if not rows:
+            raise DatasetError(f"{store.root}: no tracks with split '{args.split}'")
+    if args.fold is not None:
+        if not 0 <= args.fold < args.folds:
+            raise DatasetError(f"--fold must be in 0..{args.folds - 1}, got {args.fold}")
+        train_idx, _ = kfold_splits([_RowTrack(r) for r in rows], args.folds, args.seed)[args.fold]
+        rows = [rows[i] for i in train_idx]
+    return rows
+
+
+class _RowTrack:
+    """A manifest row seen as a datasets.Track (label, track_id) for the split functions."""
+
+    def __init__(self, row):
+        self.label, self.track_id, self.path = row["label"], row["track_id"], row["path"]
+        self.split, self.artist = row.get("split"), row.get("artist")
+
+
+def cmd_train(args) -> int:
+    from .classifier import GenreClassifier, make_frame_config
+    from .segments import SegmentConfig
+    from .store import FeatureStore
+
+    store = FeatureStore(args.store)
+    rows = _training_rows(store, args)
+    features = store.load(rows)
+    frame_config = make_frame_config(args.model, args.hidden, args.preset, cell=args.cell, epochs=args.epochs,
+                                     seed=args.seed, device=args.device)
+    seg_config = SegmentConfig(k=args.k, classifier=args.segment_classifier, seed=args.seed)
+    print(f"training {frame_config.kind.upper()}{list(frame_config.hidden)} ({frame_config.preset} preset, "
+          f"{frame_config.epochs} epochs) + segment classifiers on {len(rows)} tracks, "
+          f"{len(features.label_names)} labels", file=sys.stderr)
+    clf = GenreClassifier(frame_config, seg_config, progress=not args.quiet).fit(features)
+    clf.save(args.out)
+    print(f"saved model to {args.out} ({clf.training_['seconds']:.0f} s)")
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from .classifier import GenreClassifier
+    from .errors import DatasetError
+    from .store import FeatureStore
+
+    clf = GenreClassifier.load(args.model)
+    store = FeatureStore(args.store)
+    clf.check_features(store.config, where=str(store.root))
+    rows = store.rows()
+    if args.split:
+        rows = [r for r in rows if r.get("split") == args.split]
+    if not args.include_training:
+        seen = set(clf.training_.get("track_ids", []))
+        rows = [r for r in rows if r["track_id"] not in seen]
+    if not rows:
+        raise DatasetError(f"{store.root}: no tracks to evaluate — every selected track was used in training "
+                           f"(train with --fold/--split to hold tracks out, or pass --include-training)")
+    result = clf.evaluate(store.load(rows, label_names=clf.label_names_))
+    if args.format == "json":
+        print(result.to_json())
+    else:
+        print(f"{len(rows)} tracks from {store.root}" + (f" (split {args.split})" if args.split else ""))
+        print(result.to_table())
+    return EXIT_OK
+
+
+def _expand_inputs(items) -> list:
+    paths = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        else:
+            paths.append(p)  # a missing file is reported by the classifier, not here
+    return paths
+
+
+def cmd_predict(args) -> int:
+    import csv
+
+    from .classifier import GenreClassifier
+
+    clf = GenreClassifier.load(args.model)
+    paths = _expand_inputs(args.inputs)
+    if not paths:
+        print("genreseg predict: no files found", file=sys.stderr)
+        return EXIT_ERROR
+    preds = clf.predict_files(paths, timeline=args.timeline)
+    good = [p for p in preds if p.error is None]
+    if args.format == "json":
+        print(json.dumps([p.to_dict(timeline=args.timeline) for p in preds], indent=2))
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        if args.timeline:
+            writer.writerow(["path", "time"] + clf.label_names_)
+            for p in good:
+                for t, row in zip(p.frame_times, p.frame_posteriors):
+                    writer.writerow([p.path, f"{t:.3f}"] + [f"{v:.5f}" for v in row])
+        else:
+            writer.writerow(["path", "genre"] + clf.label_names_)
+            for p in good:
+                writer.writerow([p.path, p.genre] + [f"{p.probabilities[n]:.5f}" for n in clf.label_names_])
+    else:
+        width = max(len(p.path) for p in good) if good else 10
+        for p in good:
+            top = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:3]
+            print(f"{p.path:<{width}}  {p.genre:<12} " + "  ".join(f"{n} {v:.2f}" for n, v in top))
+            if args.timeline:
+                for t, row in zip(p.frame_times, p.frame_posteriors):
+                    best = int(np.argmax(row))
+                    print(f"    {t:8.2f} s  {clf.label_names_[best]:<12} {row[best]:.2f}")
+    _print_failures([(p.path, p.error) for p in preds if p.error])
+    return EXIT_OK if len(good) == len(preds) else EXIT_PARTIAL
+
+
 # ---------------------------------------------------------------------- parser
 def _add_data_args(p) -> None:
     p.add_argument("data", help="dataset: a folder per label, an ISMIR 2004 collection root, or a CSV manifest")
@@ -106,6 +230,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("train", help="train a frame model and the segment classifiers on a store",
+                       description="Train a DNN or LSTM frame classifier on the tracks of STORE, then the LSTM "
+                                   "segment-feature classifier (LSeg) and the fused one (FSeg), and save all of it "
+                                   "to MODEL. Hold tracks out with --split or --folds/--fold; 'genreseg evaluate' "
+                                   "then scores the tracks the model did not see.")
+    p.add_argument("store", help="feature store (from 'genreseg extract')")
+    p.add_argument("--out", required=True, metavar="MODEL", help="model directory to write")
+    p.add_argument("--model", choices=["lstm", "dnn"], default="lstm", help="frame classifier (default lstm)")
+    p.add_argument("--hidden", type=int, nargs="+", metavar="N",
+                   help="hidden layer sizes, e.g. 512 or 1024 1024 (default: lstm 512, dnn 1024)")
+    p.add_argument("--cell", choices=["torch", "peephole"], default=None,
+                   help="LSTM cell: torch's nn.LSTM (fast) or the paper's peephole cell (default: preset's)")
+    p.add_argument("--preset", choices=["default", "paper"], default="default",
+                   help="training recipe: 'default' (Adam, converges in minutes) or 'paper' (momentum SGD, "
+                        "lr 2e-5/8e-6 on summed gradients, 100 epochs, decay 0.9)")
+    p.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    p.add_argument("--k", type=float, default=0.2, help="posterior threshold of the fraction statistic (default 0.2)")
+    p.add_argument("--segment-classifier", choices=["svm", "logreg", "mlp"], default="svm",
+                   help="classifier on segment features (default svm: RBF, grid-searched)")
+    p.add_argument("--split", help="train only on tracks of this split (e.g. 'training' for ISMIR 2004)")
+    p.add_argument("--folds", type=int, default=5, help="stratified folds for --fold (default 5)")
+    p.add_argument("--fold", type=int, help="hold out this stratified fold (0-based) of the tracks")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and folds (default 0)")
+    p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"], help="training device (default auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="Frame/Seg/LSeg/FSeg accuracy of a model on a store",
+                       description="Score MODEL on the tracks of STORE it was not trained on (or on a split): "
+                                   "frame accuracy, majority-vote Seg_acc, LSeg_acc, FSeg_acc, per-class recall "
+                                   "and the confusion matrix.")
+    p.add_argument("model", help="model directory (from 'genreseg train')")
+    p.add_argument("store", help="feature store with the same feature config")
+    p.add_argument("--split", help="evaluate only tracks of this split (e.g. 'development')")
+    p.add_argument("--include-training", action="store_true",
+                   help="also score tracks the model was trained on (optimistic figures)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="genre of audio files or folders (features extracted on the fly)",
+                       description="Predict the genre of each audio file (folders are searched recursively). "
+                                   "Files that cannot be read are listed at the end; the exit code is then 1.")
+    p.add_argument("model", help="model directory")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--timeline", action="store_true", help="also print per-frame posteriors with time stamps")
+    p.set_defaults(func=cmd_predict)
+
+    from .reproduce import add_reproduce_parser
+    add_reproduce_parser(sub)
     return parser
 
 
