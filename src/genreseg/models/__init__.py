@@ -1,0 +1,42 @@
+"""Frame classifiers: a DNN on single frames and an LSTM over sequences.
+
+>>> from genreseg.models import default_preset, train_frame_model, frame_posteriors
+>>> model = train_frame_model(train_seqs, train_labels, n_classes, default_preset("lstm"))
+>>> post = frame_posteriors(model, test_seqs)      # list of (T_i, C) softmax arrays
+>>> arrays, meta = model.state_arrays(), model.metadata()   # safetensors + JSON, no pickle
+"""
+
+from .dnn import DNNFrameClassifier
+from .lstm import LSTMFrameClassifier, PeepholeLSTM
+from .training import (
+    FrameModelConfig,
+    Normalizer,
+    TrainedFrameModel,
+    build_module,
+    default_preset,
+    frame_loss,
+    frame_posteriors,
+    load_state_arrays,
+    paper_preset,
+    resolve_device,
+    state_arrays,
+    train_frame_model,
+)
+
+__all__ = [
+    "DNNFrameClassifier",
+    "FrameModelConfig",
+    "LSTMFrameClassifier",
+    "Normalizer",
+    "PeepholeLSTM",
+    "TrainedFrameModel",
+    "build_module",
+    "default_preset",
+    "frame_loss",
+    "frame_posteriors",
+    "load_state_arrays",
+    "paper_preset",
+    "resolve_device",
+    "state_arrays",
+    "train_frame_model",
+]

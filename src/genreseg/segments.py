@@ -1,0 +1,577 @@
+"""Segment features from frame posteriors, their fusion, and the segment classifier.
+
+A track (the paper's *segment*) is summarised by statistics of its frame posteriors
+``P (T, C)`` (:func:`segment_statistics`, 4C numbers: max, min, mean and the fraction
+of frames above ``k``, per class). The *fused* feature joins them with the track mean
+of the scattering frames (the paper's *initial segment feature*, D ≈ 749 numbers).
+
+Fusion weighting
+----------------
+Standardising every column of the fused vector and handing it to an RBF SVM lets
+the ~749 scattering columns dominate the ~40 statistics in every distance (they
+hold ~95 % of the total variance), so the fused classifier behaves like the
+scattering-only one. :class:`SegmentConfig` ``fusion`` picks how the blocks meet:
+
+* ``"concat"`` — one StandardScaler over all columns (the naive join, kept to measure);
+* ``"block"`` — standardise each block, then scale it to unit *total* variance (divide
+  by sqrt(block dim)), times ``init_weight`` for the scattering block: each block
+  contributes equally to squared distances;
+* ``"pca"`` — as ``"block"`` but the standardised scattering block is first reduced to
+  ``pca_components`` principal components.
+
+Cross-fitting
+-------------
+A frame model's posteriors on its own training tracks are over-confident (near 1
+on the right class), so a segment classifier trained on them learns statistics
+test tracks never show. :func:`cross_fitted_posteriors` instead trains one frame model
+per inner fold and takes each training track's posteriors from the model that did
+not see it; test tracks use the model trained on the whole training set.
+``SegmentConfig(posteriors="in-sample")`` keeps the naive path for comparison.
+
+Serialisation
+-------------
+:meth:`SegmentClassifier.state` stores the (small) training matrix, labels, config and
+the chosen hyper-parameters; :meth:`SegmentClassifier.from_state` re-fits the pipeline
+with those hyper-parameters (no grid search). Every step is deterministic (libsvm,
+seeded calibration folds, full-SVD PCA, lbfgs, a seeded MLP), so a loaded classifier
+gives the same ``predict_proba`` as the saved one (tested) — no pickle needed. The
+alternative, rebuilding libsvm's decision function from stored support vectors, dual
+coefficients and Platt parameters, would tie the format to libsvm internals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from .models import FrameModelConfig, TrainedFrameModel, frame_posteriors, train_frame_model
+
+__all__ = [
+    "CalibratedSVC",
+    "CrossFitResult",
+    "SegmentClassifier",
+    "SegmentConfig",
+    "SegmentModels",
+    "TotalVarianceScaler",
+    "cross_fitted_posteriors",
+    "fit_segment_models",
+    "initial_segment_features",
+    "predict_segments",
+    "segment_features",
+    "segment_statistics",
+    "training_posteriors",
+]
+
+CLASSIFIERS = ("svm", "logreg", "mlp")
+FUSIONS = ("concat", "block", "pca")
+POSTERIOR_MODES = ("cross-fit", "in-sample")
+
+
+# --------------------------------------------------------------------------- features
+def segment_statistics(posteriors: np.ndarray, k: float) -> np.ndarray:
+    """The paper's segment statistics of one track's frame posteriors.
+
+    Parameters
+    ----------
+    posteriors : np.ndarray, shape (T, C)
+    k : float
+        Threshold of the last statistic.
+
+    Returns
+    -------
+    np.ndarray, shape (4C,), float64
+        ``[max_t p_t, min_t p_t, mean_t p_t, mean_t 1(p_t > k)]``, each a block of C
+        values in class order.
+    """
+    p = np.asarray(posteriors, dtype=np.float64)
+    if p.ndim != 2 or len(p) == 0:
+        raise ValueError(f"expected a non-empty (T, C) matrix, got shape {p.shape}")
+    return np.concatenate([p.max(axis=0), p.min(axis=0), p.mean(axis=0), (p > k).mean(axis=0)])
+
+
+def segment_features(posteriors_list, k: float) -> np.ndarray:
+    """:func:`segment_statistics` of every track, stacked: ``(n_tracks, 4C)``."""
+    return np.stack([segment_statistics(p, k) for p in posteriors_list])
+
+
+def initial_segment_features(sequences) -> np.ndarray:
+    """The paper's initial segment feature: the mean frame of each track, ``(n_tracks, D)``."""
+    return np.stack([np.asarray(s, dtype=np.float64).mean(axis=0) for s in sequences])
+
+
+# --------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Settings of the segment stage.
+
+    Parameters
+    ----------
+    k : float
+        Posterior threshold of the fourth statistic.
+    classifier : {"svm", "logreg", "mlp"}
+        RBF SVM, multinomial logistic regression, or a one-hidden-layer MLP.
+    C_grid : tuple of float
+        Regularisation grid (SVM C, logistic-regression C, MLP ``alpha = 1/C``).
+    gamma_grid : tuple of float
+        RBF widths as multiples of ``1 / total variance`` of the transformed training
+        features (so 1.0 is sklearn's ``gamma="scale"`` whatever the fusion).
+    fusion : {"concat", "block", "pca"}
+        How the statistics and the initial feature are joined (module docstring).
+    init_weight : float
+        Relative weight of the initial-feature block under "block" and "pca"
+        (1 = equal total variance).
+    pca_components : int
+        Principal components kept of the initial feature under "pca".
+    posteriors : {"cross-fit", "in-sample"}
+        Where the training tracks' posteriors come from (module docstring).
+    inner_folds : int
+        Folds of the cross-fitting.
+    cv_folds : int
+        Stratified folds of the hyper-parameter grid search (reduced to the smallest
+        class count; no search when a class has a single track).
+    mlp_hidden : int
+        MLP hidden width.
+    seed : int
+    """
+
+    k: float = 0.2
+    classifier: str = "svm"
+    C_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0)
+    gamma_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+    fusion: str = "block"
+    init_weight: float = 1.0
+    pca_components: int = 20
+    posteriors: str = "cross-fit"
+    inner_folds: int = 5
+    cv_folds: int = 5
+    mlp_hidden: int = 64
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "C_grid", tuple(float(c) for c in self.C_grid))
+        object.__setattr__(self, "gamma_grid", tuple(float(g) for g in self.gamma_grid))
+        if not 0 <= self.k < 1:
+            raise ValueError(f"k must be in [0, 1), got {self.k}")
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.posteriors not in POSTERIOR_MODES:
+            raise ValueError(f"posteriors must be one of {POSTERIOR_MODES}, got {self.posteriors!r}")
+        if not self.C_grid or not self.gamma_grid or min(self.C_grid + self.gamma_grid) <= 0:
+            raise ValueError("C_grid and gamma_grid must be non-empty and positive")
+        if self.init_weight <= 0 or self.pca_components < 1 or self.inner_folds < 2 or self.cv_folds < 2:
+            raise ValueError("init_weight > 0, pca_components >= 1, inner_folds >= 2, cv_folds >= 2 required")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["C_grid"], d["gamma_grid"] = list(self.C_grid), list(self.gamma_grid)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SegmentConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown segment config fields: {sorted(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "SegmentConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------- classifier
+class TotalVarianceScaler(TransformerMixin, BaseEstimator):
+    """Scale a block so that its column variances sum to ``weight**2``.
+
+    After a StandardScaler over ``d`` columns this is a division by ``sqrt(d)``, so a
+    749-column block and a 40-column block weigh the same in Euclidean distances.
+    """
+
+    def __init__(self, weight: float = 1.0):
+        self.weight = weight
+
+    def fit(self, X, y=None):
+        total = float(np.asarray(X, dtype=np.float64).var(axis=0).sum())
+        self.scale_ = self.weight / np.sqrt(total) if total > 0 else float(self.weight)
+        return self
+
+    def transform(self, X):
+        return np.asarray(X, dtype=np.float64) * self.scale_
+
+
+def _fusion_transform(config: SegmentConfig, dims: tuple[int, ...], pca_components: int | None = None):
+    """The unsupervised front of the pipeline for blocks of widths ``dims``."""
+    if config.fusion == "concat":
+        return StandardScaler()
+    blocks, start = [], 0
+    for b, d in enumerate(dims):
+        steps: list = [("scale", StandardScaler())]
+        if b > 0:  # the initial-feature block
+            if config.fusion == "pca":
+                n_pc = min(pca_components or config.pca_components, d)
+                steps.append(("pca", PCA(n_components=n_pc, svd_solver="full")))
+            steps.append(("weight", TotalVarianceScaler(config.init_weight)))
+        else:
+            steps.append(("weight", TotalVarianceScaler(1.0)))
+        blocks.append((f"block{b}", Pipeline(steps), list(range(start, start + d))))
+        start += d
+    return ColumnTransformer(blocks)
+
+
+class CalibratedSVC(ClassifierMixin, BaseEstimator):
+    """RBF SVC whose ``predict`` is libsvm's one-vs-one vote and ``predict_proba`` Platt's.
+
+    The probabilities come from :class:`~sklearn.calibration.CalibratedClassifierCV`
+    (sigmoid, ``ensemble=False``: calibrated on out-of-fold decision values, one SVC
+    fitted on all rows), the route scikit-learn recommends since ``SVC(probability=True)``
+    was deprecated (1.9). With a class of a single row no calibration fold exists and
+    ``predict_proba`` falls back to a softmax of the one-vs-rest decision values.
+
+    Parameters
+    ----------
+    C, gamma : float
+    cal_folds : int
+        Stratified calibration folds (fewer when a class is smaller).
+    random_state : int
+    """
+
+    def __init__(self, C: float = 1.0, gamma: float | str = "scale", cal_folds: int = 5, random_state: int = 0):
+        self.C = C
+        self.gamma = gamma
+        self.cal_folds = cal_folds
+        self.random_state = random_state
+
+    def _svc(self) -> SVC:
+        return SVC(kernel="rbf", C=self.C, gamma=self.gamma, decision_function_shape="ovr")
+
+    def fit(self, X, y):
+        self.svc_ = self._svc().fit(X, y)
+        self.classes_ = self.svc_.classes_
+        # The calibration (another SVC per fold plus a sigmoid per class) costs more than
+        # the SVC itself and is only needed by predict_proba: it is fitted there, on first
+        # use, from these rows. Deterministic, so when it runs does not matter.
+        self._X, self._y = np.asarray(X), np.asarray(y)
+        self.calibrator_ = None
+        return self
+
+    def predict(self, X):
+        return self.svc_.predict(X)
+
+    def predict_proba(self, X):
+        n_cal = min(self.cal_folds, int(np.min(np.unique(self._y, return_counts=True)[1])))
+        if n_cal >= 2:
+            if self.calibrator_ is None:
+                cv = StratifiedKFold(n_cal, shuffle=True, random_state=self.random_state)
+                self.calibrator_ = CalibratedClassifierCV(self._svc(), method="sigmoid", ensemble=False,
+                                                          cv=cv).fit(self._X, self._y)
+            return self.calibrator_.predict_proba(X)
+        d = np.atleast_2d(self.svc_.decision_function(X).T).T
+        if d.shape[1] == 1:  # binary: one decision value
+            d = np.hstack([-d, d])
+        e = np.exp(d - d.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _estimator(config: SegmentConfig, params: dict, probability: bool = True):
+    if config.classifier == "svm":
+        if not probability:  # the grid search scores accuracy: no calibration needed there
+            return SVC(kernel="rbf", C=params.get("C", 1.0), gamma=params.get("gamma", "scale"))
+        return CalibratedSVC(C=params.get("C", 1.0), gamma=params.get("gamma", "scale"),
+                             cal_folds=config.cv_folds, random_state=config.seed)
+    if config.classifier == "logreg":
+        return LogisticRegression(C=params.get("C", 1.0), max_iter=5000)
+    return MLPClassifier(hidden_layer_sizes=(config.mlp_hidden,), alpha=params.get("alpha", 1.0),
+                         max_iter=2000, random_state=config.seed)
+
+
+def _middle(values):
+    return values[len(values) // 2]
+
+
+class SegmentClassifier:
+    """Track classifier on segment statistics, optionally fused with the initial feature.
+
+    Parameters
+    ----------
+    config : SegmentConfig, optional
+
+    Attributes (after fit)
+    ----------------------
+    classes_ : np.ndarray
+        Class labels seen in training; the columns of :meth:`predict_proba`.
+    best_params_ : dict
+        Chosen hyper-parameters (``C``, plus the absolute ``gamma`` for the SVM; ``alpha``
+        for the MLP).
+    cv_score_ : float or None
+        Mean inner-CV accuracy of the chosen hyper-parameters (None without search).
+
+    Examples
+    --------
+    >>> clf = SegmentClassifier(SegmentConfig()).fit(stats, y, initial=init)   # fused
+    >>> clf.predict(test_stats, initial=test_init)
+    >>> arrays, meta = clf.state(); SegmentClassifier.from_state(arrays, meta)
+    """
+
+    def __init__(self, config: SegmentConfig | None = None):
+        self.config = config or SegmentConfig()
+
+    # The blocks enter as one matrix [stats | initial]; dims remembers the split.
+    def _stack(self, stats, initial) -> np.ndarray:
+        stats = np.asarray(stats, dtype=np.float64)
+        if stats.ndim != 2:
+            raise ValueError(f"expected (n_tracks, n_stats) statistics, got shape {stats.shape}")
+        if initial is None:
+            return stats
+        initial = np.asarray(initial, dtype=np.float64)
+        if initial.ndim != 2 or len(initial) != len(stats):
+            raise ValueError("initial features must be (n_tracks, D) with one row per track")
+        return np.hstack([stats, initial])
+
+    def _check(self, stats, initial) -> np.ndarray:
+        if not hasattr(self, "pipeline_"):
+            raise RuntimeError("SegmentClassifier is not fitted")
+        if (initial is None) != (len(self.dims_) == 1):
+            raise ValueError("pass `initial` exactly when the classifier was fitted with it")
+        X = self._stack(stats, initial)
+        if X.shape[1] != sum(self.dims_):
+            raise ValueError(f"expected {sum(self.dims_)} feature columns, got {X.shape[1]}")
+        return X
+
+    def _pipeline(self, params: dict, probability: bool = True) -> Pipeline:
+        return Pipeline([("fusion", _fusion_transform(self.config, self.dims_, self.pca_components_)),
+                         ("clf", _estimator(self.config, params, probability))])
+
+    def _fit_final(self, X, y, params: dict) -> "SegmentClassifier":
+        self.best_params_ = dict(params)
+        self.pipeline_ = self._pipeline(params).fit(X, y)
+        self.classes_ = self.pipeline_.classes_
+        self.X_, self.y_ = X, y
+        return self
+
+    def fit(self, stats, y, initial=None) -> "SegmentClassifier":
+        """Grid-search the hyper-parameters on stratified inner folds, then fit on all.
+
+        Parameters
+        ----------
+        stats : array, shape (n_tracks, 4C)
+            :func:`segment_features` of the training tracks.
+        y : array of int, shape (n_tracks,)
+        initial : array, shape (n_tracks, D), optional
+            :func:`initial_segment_features`; given, the classifier is the fused one.
+        """
+        cfg = self.config
+        X = self._stack(stats, initial)
+        y = np.asarray(y, dtype=np.int64)
+        if len(y) != len(X):
+            raise ValueError("one label per track required")
+        self.dims_ = (X.shape[1],) if initial is None else (np.shape(stats)[1], np.shape(initial)[1])
+        n_splits = min(cfg.cv_folds, int(np.min(np.unique(y, return_counts=True)[1])))
+        # PCA cannot keep more components than the smallest training fold has rows.
+        n_fit = len(y) - int(np.ceil(len(y) / n_splits)) if n_splits >= 2 else len(y)
+        self.pca_components_ = max(1, min(cfg.pca_components, n_fit))
+        # The fusion transform (scalers, PCA) is unsupervised, so it is fitted once on all
+        # training rows and the search runs on its output: no label leaks, and it spares
+        # re-fitting the transform in every fold (sklearn's per-fit overhead dominated).
+        # gamma_grid is relative to the total variance of that output.
+        Z = _fusion_transform(cfg, self.dims_, self.pca_components_).fit_transform(X)
+        total_var = float(Z.var(axis=0).sum())
+        if cfg.classifier == "mlp":
+            grid: dict = {"alpha": [1.0 / c for c in cfg.C_grid]}
+        else:
+            grid = {"C": list(cfg.C_grid)}
+        if cfg.classifier == "svm":
+            grid["gamma"] = [g / total_var for g in cfg.gamma_grid]
+        self.cv_score_ = None
+        if n_splits < 2:
+            return self._fit_final(X, y, {name: _middle(values) for name, values in grid.items()})
+        search = GridSearchCV(_estimator(cfg, {}, probability=False), grid,
+                              cv=StratifiedKFold(n_splits, shuffle=True, random_state=cfg.seed),
+                              scoring="accuracy", refit=False, n_jobs=1)
+        search.fit(Z, y)
+        self.cv_score_ = float(search.best_score_)
+        return self._fit_final(X, y, dict(search.best_params_))
+
+    def predict(self, stats, initial=None) -> np.ndarray:
+        """Predicted class label of each track."""
+        X = self._check(stats, initial)
+        return self.pipeline_.predict(X)
+
+    def predict_proba(self, stats, initial=None) -> np.ndarray:
+        """Class probabilities ``(n_tracks, len(classes_))`` (sigmoid-calibrated for the SVM).
+
+        For the SVM, :meth:`predict` follows libsvm's one-vs-one vote and can disagree
+        with the argmax of these on near-ties (see :class:`CalibratedSVC`).
+        """
+        X = self._check(stats, initial)
+        return self.pipeline_.predict_proba(X)
+
+    @property
+    def classes(self) -> np.ndarray:
+        return self.classes_
+
+    def state(self) -> tuple[dict, dict]:
+        """``(arrays, meta)``: training matrix and labels, and a JSON-able dict."""
+        if not hasattr(self, "pipeline_"):
+            raise RuntimeError("SegmentClassifier is not fitted")
+        arrays = {"X": np.ascontiguousarray(self.X_), "y": np.ascontiguousarray(self.y_)}
+        meta = {"config": self.config.to_dict(), "dims": [int(d) for d in self.dims_],
+                "params": {k: float(v) for k, v in self.best_params_.items()},
+                "pca_components": int(self.pca_components_),
+                "cv_score": self.cv_score_, "classes": [int(c) for c in self.classes_]}
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict, meta: dict) -> "SegmentClassifier":
+        """Re-fit deterministically from :meth:`state` (no grid search)."""
+        clf = cls(SegmentConfig.from_dict(meta["config"]))
+        clf.dims_ = tuple(int(d) for d in meta["dims"])
+        clf.cv_score_ = meta.get("cv_score")
+        clf.pca_components_ = int(meta["pca_components"])
+        X = np.asarray(arrays["X"], dtype=np.float64)
+        y = np.asarray(arrays["y"], dtype=np.int64)
+        clf._fit_final(X, y, dict(meta["params"]))
+        if [int(c) for c in clf.classes_] != list(meta["classes"]):
+            raise ValueError("stored classes do not match the stored labels")
+        return clf
+
+
+# --------------------------------------------------------------------------- cross-fitting
+@dataclass
+class CrossFitResult:
+    """Out-of-fold frame posteriors of training tracks.
+
+    Attributes
+    ----------
+    posteriors : list of np.ndarray, each (T_i, C)
+        Track i's posteriors, from the inner model of fold ``fold[i]``.
+    fold : np.ndarray of int, shape (n_tracks,)
+        The inner fold in which each track was held out.
+    train_indices : list of np.ndarray
+        The track indices each inner model was trained on.
+    """
+
+    posteriors: list
+    fold: np.ndarray
+    train_indices: list = field(default_factory=list)
+
+
+def _inner_splitter(labels: np.ndarray, n_folds: int, seed: int):
+    counts = np.bincount(labels)
+    smallest = int(counts[counts > 0].min())
+    if smallest >= n_folds:
+        return StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+    if smallest >= 2:
+        return StratifiedKFold(smallest, shuffle=True, random_state=seed)
+    # A class with one track cannot be stratified; plain shuffled folds still separate tracks.
+    return KFold(min(n_folds, len(labels)), shuffle=True, random_state=seed)
+
+
+def cross_fitted_posteriors(sequences, labels, n_classes: int, frame_config: FrameModelConfig,
+                            inner_folds: int = 5, seed: int = 0, progress: bool = False,
+                            train_fn=train_frame_model, posterior_fn=frame_posteriors) -> CrossFitResult:
+    """Posteriors of every training track from a frame model that did not see it.
+
+    Parameters
+    ----------
+    sequences : list of np.ndarray, each (T_i, D)
+    labels : array of int, shape (n_tracks,)
+    n_classes : int
+    frame_config : FrameModelConfig
+        Used for every inner model.
+    inner_folds : int
+        Stratified folds (fewer when a class has fewer tracks).
+    seed : int
+        Seeds the fold assignment.
+    progress : bool
+    train_fn, posterior_fn : callable
+        :func:`~genreseg.models.train_frame_model` and
+        :func:`~genreseg.models.frame_posteriors` (replaceable, e.g. to audit which
+        tracks each inner model saw).
+
+    Returns
+    -------
+    CrossFitResult
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(sequences)
+    if n != len(labels):
+        raise ValueError(f"{n} sequences but {len(labels)} labels")
+    splitter = _inner_splitter(labels, inner_folds, seed)
+    posteriors: list = [None] * n
+    fold = np.full(n, -1, dtype=np.int64)
+    train_indices = []
+    for f, (tr, held) in enumerate(splitter.split(np.zeros(n), labels)):
+        model = train_fn([sequences[i] for i in tr], labels[tr], n_classes, frame_config, progress=progress)
+        for i, p in zip(held, posterior_fn(model, [sequences[i] for i in held])):
+            posteriors[i] = p
+        fold[held] = f
+        train_indices.append(np.asarray(tr, dtype=np.int64))
+    return CrossFitResult(posteriors=posteriors, fold=fold, train_indices=train_indices)
+
+
+def training_posteriors(sequences, labels, n_classes: int, frame_config: FrameModelConfig,
+                        mode: str = "cross-fit", frame_model: TrainedFrameModel | None = None,
+                        inner_folds: int = 5, seed: int = 0, progress: bool = False) -> list:
+    """Posteriors of the training tracks for the segment classifier.
+
+    ``"cross-fit"`` — :func:`cross_fitted_posteriors`; ``"in-sample"`` — the full model's
+    own posteriors on its training tracks (``frame_model`` is trained when not given).
+    """
+    if mode == "cross-fit":
+        return cross_fitted_posteriors(sequences, labels, n_classes, frame_config, inner_folds, seed,
+                                       progress).posteriors
+    if mode == "in-sample":
+        if frame_model is None:
+            frame_model = train_frame_model(sequences, labels, n_classes, frame_config, progress=progress)
+        return frame_posteriors(frame_model, sequences)
+    raise ValueError(f"mode must be one of {POSTERIOR_MODES}, got {mode!r}")
+
+
+# --------------------------------------------------------------------------- whole stage
+@dataclass
+class SegmentModels:
+    """A frame model with its two segment classifiers (statistics only, and fused)."""
+
+    frame_model: TrainedFrameModel
+    lseg: SegmentClassifier
+    fseg: SegmentClassifier
+    config: SegmentConfig
+
+
+def fit_segment_models(sequences, labels, n_classes: int, frame_config: FrameModelConfig,
+                       seg_config: SegmentConfig | None = None, frame_model: TrainedFrameModel | None = None,
+                       progress: bool = False) -> SegmentModels:
+    """Train the frame model (unless given) and both segment classifiers on one training set."""
+    seg_config = seg_config or SegmentConfig()
+    labels = np.asarray(labels, dtype=np.int64)
+    if frame_model is None:
+        frame_model = train_frame_model(sequences, labels, n_classes, frame_config, progress=progress)
+    post = training_posteriors(sequences, labels, n_classes, frame_config, seg_config.posteriors, frame_model,
+                               seg_config.inner_folds, seg_config.seed, progress)
+    stats = segment_features(post, seg_config.k)
+    init = initial_segment_features(sequences)
+    lseg = SegmentClassifier(seg_config).fit(stats, labels)
+    fseg = SegmentClassifier(seg_config).fit(stats, labels, initial=init)
+    return SegmentModels(frame_model=frame_model, lseg=lseg, fseg=fseg, config=seg_config)
+
+
+def predict_segments(models: SegmentModels, sequences) -> dict:
+    """Frame posteriors and the ``lseg`` / ``fseg`` track predictions of new tracks."""
+    post = frame_posteriors(models.frame_model, sequences)
+    stats = segment_features(post, models.config.k)
+    init = initial_segment_features(sequences)
+    return {"posteriors": post, "lseg": models.lseg.predict(stats),
+            "fseg": models.fseg.predict(stats, initial=init)}
