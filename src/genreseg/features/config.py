@@ -72,7 +72,7 @@ class FeatureConfig:
     log_eps: float = 1e-6
     renorm_eps: float = 1e-6
     min_frequency_hz: float = 0.0
-    backend: str = "kymatio"
+    backend: str = "fast"
     window_frames: int = 44
     context_frames: int = 12
     device: str = "cpu"
