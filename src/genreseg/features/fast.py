@@ -1,55 +1,58 @@
 """Band-limited second-order time scattering, equal to kymatio 0.3.0's ``Scattering1D``.
 
 :class:`FastScattering1D` computes what ``kymatio.torch.Scattering1D(J, shape, Q,
-oversampling=oversampling, max_order=2)`` computes — same filters, same reflect
-padding, same output frames and channel order, same (unnormalised) scale factors —
-but does only the work the band-limited filters and the coarse output grid need:
+oversampling=oversampling, max_order=2)`` computes -- same filters, same reflect
+padding, same output frames and channel order, same (unnormalised) scale factors --
+but does only the work that band-limited filters and a coarse output grid need:
 
-* **one real FFT of the input** (kymatio runs a complex FFT of a real signal), and
-  each wavelet multiplies only the bins of its *frequency support*: the bins where
-  the Fourier-domain filter exceeds ``1e-7`` of its peak (the filters are Gaussians,
-  so what is dropped is below kymatio's own float32 rounding);
-* **each inverse FFT runs at the smallest length the path needs.** A wavelet's band
-  is placed at the start of a short spectrum ("demodulated"): this multiplies the
-  complex signal by a unit-modulus phase, which the modulus removes, so the band
-  need not be centred where it was. The length ``L`` is a 5-smooth number (fast for
-  MKL and cuFFT) chosen so that the parts of ``|x * psi|``'s spectrum that later
-  stages read are not aliased by more than the measured tolerance (see
-  :data:`RATE_MARGIN_1`, :data:`RATE_MARGIN_2`). It never exceeds kymatio's own rate.
-  ``L`` need not divide the padded length: samples at spacing ``N / L`` of an
-  ``N``-periodic band-limited signal have their DFT on the same bin grid ``k / N``;
-* **second-order paths are batched**: for each second-order wavelet all first-order
-  signals it applies to are stacked into one tensor, and one batched multiply,
-  inverse FFT, modulus and FFT serve them all;
+* **one real FFT of the input** (kymatio runs a complex FFT of the real signal), and
+  each wavelet multiplies only the bins of its *frequency support*, where the
+  Fourier-domain filter exceeds ``1e-7`` of its peak (the filters are Gaussians; what
+  is dropped is below float32 resolution of the products);
+* **each inverse FFT runs at the smallest length its path needs.** A wavelet's band
+  is placed at the start of a short spectrum ("demodulated"): that multiplies the
+  complex signal by a unit-modulus phase, which the modulus removes. The length
+  ``L`` is chosen so that the part of ``|x * psi|``'s spectrum that later stages
+  read is not aliased beyond a measured tolerance (:data:`RATE_MARGIN_1`,
+  :data:`RATE_MARGIN_2`), and never exceeds kymatio's own length. ``L`` need not
+  divide the padded length ``N``: samples at spacing ``N / L`` of an ``N``-periodic
+  band-limited signal have their DFT on the same bin grid ``k / N``;
+* **second-order paths are batched**: for each second-order wavelet, all the
+  first-order signals it applies to are stacked, and one batched inverse FFT,
+  modulus and FFT serve them all;
 * **the low-pass phi and the output sampling are one small matrix product**: phi
-  only has ``2K + 1`` non-negligible bins (``K = 36`` for ``J = 14`` and a 2^20
-  padded length), and only ``n_frames`` output samples are wanted, so
-  ``S(t_m) = Re sum_k U_hat[k] phi[k] exp(2 pi i k t_m / N)`` is a
-  ``(2K + 2) x n_frames`` real matmul instead of a multiply, a periodisation and an
-  inverse FFT per path. Because the ``t_m`` are multiples of kymatio's output
-  stride, this sum equals kymatio's periodised version exactly.
+  has ``2K + 1`` non-negligible bins (``K = 36`` for ``J = 14`` and ``N = 2^20``) and
+  only ``n_frames`` outputs are wanted, so ``S(t_m) = Re sum_k c_k phi_k U_hat[k]
+  exp(2 pi i k t_m / N)`` is a ``(2K + 2) x n_frames`` matmul instead of a multiply,
+  a periodisation and an inverse FFT per path. The ``t_m`` are multiples of kymatio's
+  output stride, so this sum equals kymatio's periodised one exactly.
 
 kymatio 0.3.0 periodises subsampled filters with a *mean* over periods
 (``filter_bank.periodize_filter_fourier``), so a filter applied at subsampling
-``2**k`` is scaled by ``2**-k``. Its output therefore carries a factor ``2**-k1``
-at first order and ``2**-(2 k1 + k2)`` at second order (``k1``, ``k2`` its
-subsampling exponents). We reproduce those factors so that the outputs are equal,
-not just proportional.
+``2**k`` is scaled by ``2**-k``: its first-order output carries a factor ``2**-k1``
+and its second-order output ``2**-(2 k1 + k2)`` (``k1``, ``k2`` its subsampling
+exponents). We apply the same factors, so the outputs are equal, not proportional.
 
-The plan (frequency supports, cropped filter values, FFT lengths, output grid) costs
-a few seconds to design, so it is cached on disk as an ``.npz`` (no pickle) under
-``$GENRESEG_CACHE`` or ``~/.cache/genreseg``, keyed by every parameter and
-:data:`FORMAT_VERSION`; a later construction loads it in well under a second. A
-missing, unreadable or inconsistent cache file is rebuilt.
+The plan (supports, cropped filter values, FFT lengths, output grid; ~15 MB for the
+pipeline's window) takes ~2-3 s to design, so it is cached as an ``.npz`` (no pickle)
+under ``$GENRESEG_CACHE`` or ``~/.cache/genreseg``, keyed by every parameter and
+:data:`FORMAT_VERSION`; later constructions load it in ~0.05 s. A missing,
+unreadable or inconsistent cache file is redesigned and atomically replaced.
 
-Accuracy against kymatio (float32 both) on gtzan_mini windows of 68 * 8192 samples:
-relative L2 difference per order about 1e-6 (order 0), 5e-6 (order 1) and 3e-5
-(order 2); kymatio itself differs from an alias-free float64 computation by about
-1e-6 / 2e-6 / 1e-5. ``tests/test_fast_backend.py`` asserts <= 1e-4 per order.
+Accuracy against kymatio (float32 both), 24 gtzan_mini windows of 68 * 8192 samples
+(J=14, Q=(8, 1), oversampling 1), worst window: relative L2 difference 4.0e-6
+(order 0), 3.6e-6 (order 1), 2.6e-5 (order 2). Per channel, the weakest
+second-order channels differ by up to ~4e-4 relative (99th percentile 1.2e-4):
+they are where aliasing of the modulus shows most. For scale, kymatio itself
+differs from an alias-free float64 computation by 1e-6 / 2e-6 / 1e-5 per order and
+up to 3e-4 per channel. Cost: ~29 N FFT samples per window against kymatio's
+~62 N complex FFTs plus ~100 full-length products; 6-7x less CPU time.
+``tests/test_fast_backend.py`` asserts <= 1e-4 per order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -72,13 +75,14 @@ SUPPORT_THRESHOLD = 1e-7
 #: The modulus is not band-limited, so what lies beyond ``L1 - need`` aliases into
 #: what is read. Worst relative L2 error vs kymatio over 24 gtzan_mini windows
 #: (J=14, Q=(8, 1)), order 1 / order 2: 7.9e-6 / 5.1e-5 at 2, 4.0e-6 / 2.9e-5 at 3,
-#: 2.3e-6 / 2.7e-5 at 4 (with RATE_MARGIN_2 = 1.5).
+#: 2.3e-6 / 2.7e-5 at 4 (with RATE_MARGIN_2 = 1.5, and any 5-smooth FFT length).
 RATE_MARGIN_1 = 3.0
 
 #: Second-order FFT length ``L2 >= K + RATE_MARGIN_2 * W2`` (``W2`` the second-order
 #: wavelet's support width, ``K`` phi's). Order-2 error as above: 4.0e-5 at 1.25,
-#: 2.9e-5 at 1.5, 2.5e-5 at 2 (with RATE_MARGIN_1 = 3). The pair (3, 1.5) costs 26 N
-#: FFT samples per window against kymatio's 62 N complex ones (N = padded length).
+#: 2.9e-5 at 1.5, 2.5e-5 at 2 (with RATE_MARGIN_1 = 3). With the FFT lengths of
+#: :func:`_path_size`, (3, 1.5) costs 28.6 N FFT samples per window (N = padded
+#: length) against kymatio's 62 N (complex, each forward and inverse).
 RATE_MARGIN_2 = 1.5
 
 #: Paths whose kymatio FFT length is at most this many samples use exactly kymatio's
@@ -86,19 +90,23 @@ RATE_MARGIN_2 = 1.5
 #: where a shorter FFT's aliasing shows most in per-channel relative terms.
 RATE_FLOOR = 16384
 
+#: FFT lengths above this are restricted to 2^k and 3 * 2^k (see :func:`_path_size`).
+COARSE_SIZES_FROM = 1 << 16
+
 #: kymatio's filter-bank constants (``ScatteringBase1D.build``).
 R_PSI = math.sqrt(0.5)
 SIGMA0 = 0.1
 ALPHA = 5.0
 
 #: Largest number of complex elements (batch x paths x length) in one batched
-#: second-order FFT; bounds the transient memory of a call (~4 x 8 bytes each).
-CHUNK_ELEMENTS = 1 << 22
+#: second-order FFT; bounds the transient memory of a call (~24 bytes each: the
+#: spectrum, its inverse FFT, the modulus and its FFT). 2^22 was no faster.
+CHUNK_ELEMENTS = 1 << 20
 
 
 # --------------------------------------------------------------------------- design
 def _nice_size(n: int) -> int:
-    """Smallest 5-smooth integer (2^a 3^b 5^c) >= n: fast FFT sizes for MKL and cuFFT."""
+    """Smallest 5-smooth integer (2^a 3^b 5^c) >= n: fast FFT sizes for pocketfft and cuFFT."""
     n = max(int(n), 1)
     best = 1 << (n - 1).bit_length()
     p5 = 1
@@ -112,6 +120,23 @@ def _nice_size(n: int) -> int:
             p35 *= 3
         p5 *= 5
     return best
+
+
+def _path_size(n: float) -> int:
+    """FFT length for a path needing ``n`` samples.
+
+    Small lengths are any 5-smooth number. Above :data:`COARSE_SIZES_FROM` only
+    ``2^k`` and ``3 * 2^k`` are used: every distinct FFT length costs an FFT plan of
+    ~8 bytes per sample (pocketfft keeps the last 16; cuFFT caches them too), and
+    with a 5-smooth length per wavelet the plans alone held ~65 MB more at the
+    pipeline's window. The coarser ladder costs ~10% more FFT work.
+    """
+    n = max(int(math.ceil(n)), 1)
+    if n <= COARSE_SIZES_FROM:
+        return _nice_size(n)
+    pow2 = 1 << (n - 1).bit_length()
+    three = 3 << ((n + 2) // 3 - 1).bit_length()  # 3 * (smallest 2^k >= ceil(n / 3))
+    return min(pow2, three)
 
 
 def _rate_margins(Q: tuple[int, int], oversampling: int) -> tuple[float, float]:
@@ -133,7 +158,7 @@ def _fft_length(wanted: float, width: int, K: int, kymatio_length: int) -> int:
     kymatio's own length whenever that is at most :data:`RATE_FLOOR` (cheap paths)."""
     if kymatio_length <= RATE_FLOOR:
         return kymatio_length
-    return min(_nice_size(max(wanted, width, 2 * K + 2)), kymatio_length)
+    return min(_path_size(max(wanted, width, 2 * K + 2)), kymatio_length)
 
 
 def _morlet_band(N: int, xi: float | None, sigma: float, threshold: float):
@@ -244,9 +269,11 @@ def design_plan(J: int, Q: tuple[int, int], shape: int, oversampling: int) -> di
     k0 = max(log2_T - oversampling, 0)
     t_out = (ind_start[k0] + np.arange(ind_end[k0] - ind_start[k0])) * 2**k0
 
-    # Low-pass: symmetric, so bins 0..K describe it.
+    # Low-pass: real and even, so bins 0..K describe it.
     lo, phi = _morlet_band(N, None, SIGMA0 / 2**J, SUPPORT_THRESHOLD)
     K = -lo
+    if len(phi) != 2 * K + 1:
+        raise ValueError("the low-pass filter's support is not symmetric")
     phi = phi[K:]
 
     sigma_min = SIGMA0 / 2**J
@@ -260,24 +287,21 @@ def design_plan(J: int, Q: tuple[int, int], shape: int, oversampling: int) -> di
     lo2 = np.array([bands2[n][0] for n in used2], dtype=np.int64)
     w2 = np.array([len(bands2[n][1]) for n in used2], dtype=np.int64)
     j2 = np.array([j2s[n] for n in used2], dtype=np.int64)
-    # Never above kymatio's own second-order rate N / 2**max(j2 - os, k1) (k1 <= j2 - 1).
-    # kymatio's own second-order rate is N / 2**max(j2 - os, k1) >= N / 2**(j2 - os).
+    # kymatio's own second-order length is N / 2**max(j2 - os, k1) = N / 2**(j2 - os),
+    # as k1 <= j1 - os < j2 - os.
     margin1, margin2 = _rate_margins(Q, oversampling)
     L2 = np.array([_fft_length(K + margin2 * w, w, K, N >> max(min(int(j), log2_T) - oversampling, 0))
                    for w, j in zip(w2, j2)], dtype=np.int64)
 
-    lo1, w1, L1, k1, m1, h1, v1 = [], [], [], [], [], [], []
+    lo1, w1, L1, k1, v1 = [], [], [], [], []
     for xi, sigma, j in zip(xi1s, sigma1s, j1s):
         lo, values = _morlet_band(N, xi, sigma, SUPPORT_THRESHOLD)
         kk1 = max(min(j, log2_T) - oversampling, 0)
         # Signed bins of |x * psi1|'s spectrum that phi and the second order read.
         reads = [(-K, K)] + [(int(lo2[i]), int(lo2[i] + w2[i] - 1)) for i in range(len(used2)) if j2[i] > j]
-        m = max(-a for a, _ in reads)
-        h = max(b for _, b in reads)
-        need = max(m, h)
+        need = max(max(-a, b) for a, b in reads)
         L = _fft_length(need + margin1 * len(values), len(values), K, N >> kk1)
-        lo1.append(lo), w1.append(len(values)), L1.append(L), k1.append(kk1), m1.append(m), h1.append(h)
-        v1.append(values)
+        lo1.append(lo), w1.append(len(values)), L1.append(L), k1.append(kk1), v1.append(values)
 
     plan = {
         "format_version": np.int64(FORMAT_VERSION),
@@ -286,8 +310,7 @@ def design_plan(J: int, Q: tuple[int, int], shape: int, oversampling: int) -> di
         "t_out": t_out.astype(np.int64), "phi": phi.astype(np.float64),
         "lo1": np.array(lo1, dtype=np.int64), "w1": np.array(w1, dtype=np.int64),
         "L1": np.array(L1, dtype=np.int64), "k1": np.array(k1, dtype=np.int64),
-        "j1": np.array(j1s, dtype=np.int64), "m1": np.array(m1, dtype=np.int64),
-        "h1": np.array(h1, dtype=np.int64),
+        "j1": np.array(j1s, dtype=np.int64),
         "v1": np.concatenate(v1).astype(np.float32),
         "n2": np.array(used2, dtype=np.int64), "lo2": lo2, "w2": w2, "L2": L2, "j2": j2,
         "v2": np.concatenate([bands2[n][1] for n in used2]).astype(np.float32)
@@ -300,7 +323,7 @@ def design_plan(J: int, Q: tuple[int, int], shape: int, oversampling: int) -> di
 def _check_plan(plan: dict, J, Q, shape, oversampling) -> None:
     """Raise ValueError unless ``plan`` is a complete, consistent plan for these parameters."""
     need = ("format_version", "params", "N", "pad", "t_out", "phi", "lo1", "w1", "L1", "k1", "j1",
-            "m1", "h1", "v1", "n2", "lo2", "w2", "L2", "j2", "v2")
+            "v1", "n2", "lo2", "w2", "L2", "j2", "v2")
     missing = [k for k in need if k not in plan]
     if missing:
         raise ValueError(f"plan lacks {missing}")
@@ -309,8 +332,12 @@ def _check_plan(plan: dict, J, Q, shape, oversampling) -> None:
     if list(np.asarray(plan["params"])) != [J, Q[0], Q[1], shape, oversampling]:
         raise ValueError("plan parameters mismatch")
     n1 = len(plan["lo1"])
-    if not all(len(plan[k]) == n1 for k in ("w1", "L1", "k1", "j1", "m1", "h1")):
+    if not all(len(plan[k]) == n1 for k in ("w1", "L1", "k1", "j1")):
         raise ValueError("inconsistent first-order arrays")
+    if not all(len(plan[k]) == len(plan["n2"]) for k in ("lo2", "w2", "L2", "j2")):
+        raise ValueError("inconsistent second-order arrays")
+    if min(plan["L1"].min(initial=1), plan["L2"].min(initial=1), plan["w1"].min(initial=1)) < 1:
+        raise ValueError("non-positive lengths")
     if int(np.sum(plan["w1"])) != len(plan["v1"]) or int(np.sum(plan["w2"])) != len(plan["v2"]):
         raise ValueError("filter values do not match supports")
     if not np.all(np.isfinite(plan["v1"])) or not np.all(np.isfinite(plan["v2"])):
@@ -337,7 +364,7 @@ def plan_path(J: int, Q: tuple[int, int], shape: int, oversampling: int) -> Path
     """Cache file of the plan for these parameters (and this code's design constants)."""
     key = json.dumps({
         "J": J, "Q": list(Q), "shape": shape, "oversampling": oversampling,
-        "format": FORMAT_VERSION, "threshold": SUPPORT_THRESHOLD, "margins": [RATE_MARGIN_1, RATE_MARGIN_2, RATE_FLOOR],
+        "format": FORMAT_VERSION, "threshold": SUPPORT_THRESHOLD, "margins": [RATE_MARGIN_1, RATE_MARGIN_2, RATE_FLOOR, COARSE_SIZES_FROM],
         "constants": [R_PSI, SIGMA0, ALPHA], "kymatio": _kymatio_version(),
     }, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
@@ -396,6 +423,35 @@ class _NumpyEngine:
         import scipy.fft
 
         self._fft, self._torch = scipy.fft, torch
+        self._workers = None  # FFT workers; None: torch.get_num_threads()
+        self._pool = None
+
+    @property
+    def workers(self) -> int:
+        return self._workers or self._torch.get_num_threads()
+
+    @contextlib.contextmanager
+    def parallel(self):
+        """``run(fn, items)`` for independent paths: threads when torch allows several.
+
+        pocketfft only parallelises across the rows of one call, and a first-order
+        call has one row per window, so paths are spread over a thread pool instead
+        (SciPy's FFTs and NumPy's large-array loops release the GIL), each FFT then
+        single-threaded.
+        """
+        threads = self._torch.get_num_threads()
+        if threads <= 1:
+            yield lambda fn, items: [fn(item) for item in items]
+            return
+        if self._pool is None or self._pool._max_workers != threads:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fast-scattering")
+        self._workers = 1
+        try:
+            yield lambda fn, items: list(self._pool.map(fn, items))
+        finally:
+            self._workers = None
 
     def asarray(self, a, dtype=None):
         a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
@@ -411,10 +467,10 @@ class _NumpyEngine:
         return np.pad(x, ((0, 0), (left, right)), mode="reflect")
 
     def rfft(self, a):
-        return self._fft.rfft(a, axis=-1, workers=self._torch.get_num_threads())
+        return self._fft.rfft(a, axis=-1, workers=self.workers)
 
     def ifft(self, z):
-        return self._fft.ifft(z, axis=-1, overwrite_x=True, workers=self._torch.get_num_threads())
+        return self._fft.ifft(z, axis=-1, overwrite_x=True, workers=self.workers)
 
     def abs(self, z):
         return np.abs(z)
@@ -449,6 +505,11 @@ class _TorchEngine:
     def __init__(self, torch, device):
         self._t, self.device = torch, device
         self.complex64, self.float32 = torch.complex64, torch.float32
+
+    @contextlib.contextmanager
+    def parallel(self):
+        """Paths run in order: torch parallelises inside each op (and CUDA queues them)."""
+        yield lambda fn, items: [fn(item) for item in items]
 
     def asarray(self, a, dtype=None):
         t = self._t
@@ -511,15 +572,17 @@ class _Band:
         top = L_src // 2
         hi = lo + w - 1
         self.pieces = []
-        if w <= L_dst and -top <= lo and hi < L_src + lo and hi < L_src:
-            if lo < 0:  # bins lo..-1 are conj(half[-k]): half[1 .. -lo] reversed
+        if w <= L_dst and -top <= lo and hi < L_src:
+            # (dst offset, length, first source index, mirrored) per piece.
+            if lo < 0:  # bins lo .. min(hi, -1) are conj(half[-k])
                 n = min(-lo, w)
                 self.pieces.append((0, n, -lo - n + 1, True))
             a, b = max(lo, 0), min(hi, top)
-            if b >= a:
+            if b >= a:  # bins a .. b are half[k]
                 self.pieces.append((a - lo, b - a + 1, a, False))
-            if hi > top:  # bins top+1..hi are conj(half[L_src - k]): half[L_src-hi .. L_src-top-1] reversed
-                self.pieces.append((top + 1 - lo, hi - top, L_src - hi, True))
+            if hi > top:  # bins max(lo, top + 1) .. hi are conj(half[L_src - k])
+                t0 = max(lo, top + 1)
+                self.pieces.append((t0 - lo, hi - t0 + 1, L_src - hi, True))
             self.mult = [v[d0:d0 + n] for d0, n, _, _ in self.pieces]
             self.generic = None
         else:  # arbitrary wrap-around: index gather, then periodise into L_dst
@@ -694,10 +757,11 @@ class FastScattering1D:
 
         X = eng.rfft(eng.pad_reflect(x, self.pad_left, self.pad_right))
         out[:, 0] = self._lowpass(X, N)
-
-        # First order: |x * psi1| at rate L1 / N, its band moved to bins 0..w-1.
         spectra = {}
-        for a, (L, band) in enumerate(self._first):
+
+        def first_order(a):
+            # |x * psi1| at rate L1 / N, its band moved to bins 0..w-1.
+            L, band = self._first[a]
             Z = eng.empty((B, L), eng.complex64)
             band(eng, Z, X)
             half = eng.rfft(eng.abs(eng.ifft(Z)))
@@ -705,16 +769,20 @@ class FastScattering1D:
             out[:, 1 + a] = self._lowpass(half, L)
             if a in self._keep:  # only the bins the second order reads stay alive
                 spectra[a] = eng.copy(half[:, :self._keep[a] + 1])
-            del half
-        del X
 
-        # Second order: for each psi2, all first-order signals it applies to at once.
-        for L, bands, channels in self._second:
+        def second_order(group):
+            # One psi2 and all the first-order signals it applies to, batched.
+            L, bands, channels = group
             Z = eng.empty((B, len(bands), L), eng.complex64)
             for i, (a, band) in enumerate(bands):
                 band(eng, Z[:, i], spectra[a])
             half = eng.rfft(eng.abs(eng.ifft(Z)))
             del Z
             out[:, channels] = self._lowpass(half, L)
+
+        with eng.parallel() as run:
+            run(first_order, range(len(self._first)))
+            del X
+            run(second_order, self._second)
         out *= self._scale
         return out
