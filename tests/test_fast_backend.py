@@ -160,8 +160,9 @@ def test_silence_at_pipeline_window(fast):
 
 
 @requires_gtzan
-def test_batch_and_torch_engine_agree(fast, plan_cache):
-    # engine="torch" on CPU is the code path CUDA runs; batching must not change results.
+def test_batch_and_torch_engine_agree(fast, plan_cache, order):
+    # engine="torch" on CPU is the code path CUDA runs (torch.fft instead of SciPy's
+    # pocketfft: the two differ by ~2e-7 per order); batching must not change results.
     from genreseg.features.fast import FastScattering1D
 
     x = read_clip("disco")
@@ -170,7 +171,8 @@ def test_batch_and_torch_engine_agree(fast, plan_cache):
     got = fast(batch)
     np.testing.assert_allclose(got[1:], fast(batch[1:]), rtol=1e-5, atol=1e-12)
     torch_engine = FastScattering1D(CFG.J, (CFG.Q1, CFG.Q2), W, CFG.oversampling, engine="torch")
-    np.testing.assert_allclose(torch_engine(batch), got, rtol=2e-4, atol=1e-9)
+    errs = order_errors(torch_engine(batch), got, order, axis=1)
+    assert all(e <= 1e-5 for e in errs.values()), errs
 
 
 def test_rejects_wrong_shape(fast):

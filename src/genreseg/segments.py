@@ -19,6 +19,12 @@ scattering-only one. :class:`SegmentConfig` ``fusion`` picks how the blocks meet
 * ``"pca"`` — as ``"block"`` but the standardised scattering block is first reduced to
   ``pca_components`` principal components.
 
+Measured on gtzan_mini (5-fold CV, SVM, k = 0.2): the naive join had the lowest
+inner-CV accuracy for both frame models (DNN 0.848, LSTM 0.830) and the lowest
+DNN test accuracy (0.86 vs 0.90-0.92); block weighting with ``init_weight`` 0.5, 1,
+2 and PCA (20/40) all scored 0.835-0.865, within the fold spread of each other.
+"block" with ``init_weight=1`` is the default: principled, and as good as any.
+
 Cross-fitting
 -------------
 A frame model's posteriors on its own training tracks are over-confident (near 1
@@ -119,9 +125,14 @@ class SegmentConfig:
     Parameters
     ----------
     k : float
-        Posterior threshold of the fourth statistic.
+        Posterior threshold of the fourth statistic. 0.5 was chosen by validation:
+        on gtzan_mini (5-fold CV, inner-CV accuracy of the segment SVM on training
+        folds only, averaged over DNN/LSTM and statistics/fused) k = 0.1, 0.2, 0.3, 0.5
+        scored 0.846, 0.849, 0.849, 0.852 — a preference well inside the fold spread
+        (±0.015), so k matters little there.
     classifier : {"svm", "logreg", "mlp"}
-        RBF SVM, multinomial logistic regression, or a one-hidden-layer MLP.
+        RBF SVM, multinomial logistic regression, or a one-hidden-layer MLP. The SVM
+        had the best or tied inner-CV accuracy for both frame models.
     C_grid : tuple of float
         Regularisation grid (SVM C, logistic-regression C, MLP ``alpha = 1/C``).
     gamma_grid : tuple of float
@@ -146,7 +157,7 @@ class SegmentConfig:
     seed : int
     """
 
-    k: float = 0.2
+    k: float = 0.5
     classifier: str = "svm"
     C_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0)
     gamma_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)

@@ -364,7 +364,8 @@ def plan_path(J: int, Q: tuple[int, int], shape: int, oversampling: int) -> Path
     """Cache file of the plan for these parameters (and this code's design constants)."""
     key = json.dumps({
         "J": J, "Q": list(Q), "shape": shape, "oversampling": oversampling,
-        "format": FORMAT_VERSION, "threshold": SUPPORT_THRESHOLD, "margins": [RATE_MARGIN_1, RATE_MARGIN_2, RATE_FLOOR, COARSE_SIZES_FROM],
+        "format": FORMAT_VERSION, "threshold": SUPPORT_THRESHOLD,
+        "rates": [RATE_MARGIN_1, RATE_MARGIN_2, RATE_FLOOR, COARSE_SIZES_FROM],
         "constants": [R_PSI, SIGMA0, ALPHA], "kymatio": _kymatio_version(),
     }, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
@@ -396,6 +397,7 @@ def load_plan(J: int, Q: tuple[int, int], shape: int, oversampling: int, use_cac
             try:
                 with os.fdopen(fd, "wb") as fh:
                     np.savez(fh, **plan)
+                os.chmod(tmp, 0o644)  # mkstemp makes it private; it is a shareable cache
                 os.replace(tmp, path)
             except BaseException:
                 os.unlink(tmp)
