@@ -106,7 +106,9 @@ def cmd_train(args) -> int:
     features = store.load(rows)
     frame_config = make_frame_config(args.model, args.hidden, args.preset, cell=args.cell, epochs=args.epochs,
                                      seed=args.seed, device=args.device)
-    seg_config = SegmentConfig(k=args.k, classifier=args.segment_classifier, seed=args.seed)
+    seg_config = SegmentConfig(classifier=args.segment_classifier, seed=args.seed)
+    if args.k is not None:
+        seg_config = seg_config.replace(k=args.k)
     print(f"training {frame_config.kind.upper()}{list(frame_config.hidden)} ({frame_config.preset} preset, "
           f"{frame_config.epochs} epochs) + segment classifiers on {len(rows)} tracks, "
           f"{len(features.label_names)} labels", file=sys.stderr)
@@ -246,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training recipe: 'default' (Adam, converges in minutes) or 'paper' (momentum SGD, "
                         "lr 2e-5/8e-6 on summed gradients, 100 epochs, decay 0.9)")
     p.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    p.add_argument("--k", type=float, default=0.2, help="posterior threshold of the fraction statistic (default 0.2)")
+    p.add_argument("--k", type=float, default=None,
+                   help="posterior threshold of the fraction statistic (default 0.5, chosen by validation)")
     p.add_argument("--segment-classifier", choices=["svm", "logreg", "mlp"], default="svm",
                    help="classifier on segment features (default svm: RBF, grid-searched)")
     p.add_argument("--split", help="train only on tracks of this split (e.g. 'training' for ISMIR 2004)")
