@@ -181,3 +181,17 @@ def test_kymatio_import_needs_the_shim_when_sph_harm_is_gone():
         capture_output=True, text=True)
     assert shimmed.returncode == 0, shimmed.stderr
     assert "Scattering1D" in shimmed.stdout
+
+
+@pytest.mark.parametrize("n", [5, 20, 100])
+def test_reflected_window_equals_slicing_a_reflect_padded_signal(n):
+    from genreseg.features.framing import reflected_window
+
+    x = np.arange(1, n + 1, dtype=np.float32)
+    C, L = 13, 17  # context longer than the shortest signal: reflection repeats
+    padded = np.pad(x, (C, C), mode="reflect")
+    for start in range(0, n + 2 * C, 3):
+        expected = np.zeros(L, np.float32)
+        seg = padded[start:start + L]
+        expected[:len(seg)] = seg
+        assert np.array_equal(reflected_window(x, start, L, C), expected), start

@@ -35,12 +35,27 @@ def n_frames(n_samples: int, hop: int) -> int:
     return max(1, math.ceil(n_samples / hop))
 
 
-def _reflect_pad(x: np.ndarray, pad: int) -> np.ndarray:
-    # numpy's "reflect" (no edge repeat) equals torch/kymatio's reflect, and unlike
-    # torch it also handles pads longer than the signal (by reflecting again).
-    if pad == 0:
-        return x
-    return np.pad(x, (pad, pad), mode="reflect") if len(x) > 1 else np.pad(x, (pad, pad), mode="edge")
+def reflected_window(x: np.ndarray, start: int, length: int, context: int) -> np.ndarray:
+    """Samples ``start - context .. start - context + length`` of ``x`` with reflection at its ends.
+
+    Equal to slicing ``np.pad(x, (context, context), mode="reflect")`` (numpy's
+    "reflect" is torch/kymatio's, no edge repeat, reflecting again when the pad is
+    longer than the signal), zero beyond that padded extent — without copying the
+    whole signal, so a 1-hour file costs one window of extra memory, not a second
+    copy of itself.
+    """
+    n = len(x)
+    idx = np.arange(start - context, start - context + length)
+    inside = idx < n + context
+    if n == 1:
+        src = np.zeros_like(idx)
+    else:
+        period = 2 * (n - 1)
+        src = np.mod(idx, period)
+        src = np.where(src >= n, period - src, src)
+    out = np.zeros(length, dtype=np.float32)
+    out[inside] = x[src[inside]]
+    return out
 
 
 def window_starts(n_samples: int, config: FeatureConfig) -> list[int]:
@@ -70,20 +85,20 @@ def scatter_windows(x: np.ndarray, config: FeatureConfig, backend, batch: int = 
     """
     x = np.asarray(x, dtype=np.float32)
     hop, W, F = config.hop, config.window_samples, config.window_frames
-    C = config.context_frames * hop
+    C, c = config.context_frames * hop, config.context_frames
     total = n_frames(len(x), hop)
-    padded = _reflect_pad(x, C)
     starts = window_starts(len(x), config)
-    pieces = []
+    out = None
     for b in range(0, len(starts), batch):
-        chunk = np.zeros((len(starts[b:b + batch]), W), dtype=np.float32)
-        for i, s in enumerate(starts[b:b + batch]):
-            seg = padded[s:s + W]
-            chunk[i, :len(seg)] = seg
+        chunk = np.stack([reflected_window(x, s, W, C) for s in starts[b:b + batch]])
         raw = backend(chunk)  # (B, channels, frames_per_window)
-        c = config.context_frames
-        pieces.extend(np.transpose(raw[:, :, c:c + F], (0, 2, 1)))
-    return np.concatenate(pieces, axis=0)[:total]
+        if out is None:
+            out = np.empty((total, raw.shape[1]), dtype=np.float32)
+        for i in range(len(chunk)):
+            first = (b + i) * F
+            keep = min(F, total - first)
+            out[first:first + keep] = raw[i, :, c:c + keep].T
+    return out
 
 
 def select_channels(meta: dict, config: FeatureConfig) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/scattering.py [--clips N] [--long-minutes M] [--kymatio-long-minutes K]
+    python benchmarks/extract.py [--clips N] [--long-minutes M] [--kymatio-long-minutes K]
 
 On the same gtzan_mini 30-s clips, through the pipeline (``genreseg.features.compute_raw``
 with ``FeatureConfig(backend=...)``), for each backend:
