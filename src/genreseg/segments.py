@@ -62,6 +62,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from .features.config import strict_from_dict
 from .models import FrameModelConfig, TrainedFrameModel, frame_posteriors, train_frame_model
 
 __all__ = [
@@ -193,11 +194,7 @@ class SegmentConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SegmentConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown segment config fields: {sorted(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "segment config")
 
     def replace(self, **changes) -> "SegmentConfig":
         return dataclasses.replace(self, **changes)

@@ -15,6 +15,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+def strict_from_dict(cls, d: dict, what: str):
+    """Build dataclass ``cls`` from ``d``, refusing unknown fields (a typo must not pass silently).
+
+    Shared by every config dataclass of the package (features, frame models, segments).
+    """
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} fields: {sorted(unknown)}")
+    return cls(**d)
+
+
 #: Fields that do not change the feature definition (see module docstring).
 EXECUTION_FIELDS = ("backend", "window_frames", "context_frames", "device")
 
@@ -129,11 +140,7 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown feature config fields: {sorted(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "feature config")
 
     @property
     def hash(self) -> str:

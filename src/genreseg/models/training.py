@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..features.config import strict_from_dict
 from .dnn import ACTIVATIONS, DNNFrameClassifier
 from .lstm import CELLS, LSTMFrameClassifier
 
@@ -139,11 +140,7 @@ class FrameModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FrameModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown frame model config fields: {sorted(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "frame model config")
 
     def replace(self, **changes) -> "FrameModelConfig":
         return dataclasses.replace(self, **changes)
