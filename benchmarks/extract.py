@@ -1,32 +1,40 @@
-"""Scattering backends side by side: kymatio 0.3.0 (the reference) and ``fast``.
+"""Scattering backends side by side: kymatio 0.3.0's torch frontend (the reference) and ``fast``.
 
 Usage::
 
-    python benchmarks/extract.py [--clips N] [--long-minutes M] [--kymatio-long-minutes K]
+    python benchmarks/extract.py [--clips N] [--long-minutes M]
 
-On the same gtzan_mini 30-s clips, through the pipeline (``genreseg.features.compute_raw``
-with ``FeatureConfig(backend=...)``), for each backend:
+On the same gtzan_mini clips, cut to 655360 samples (29.7 s: the length kymatio
+pads by a whole number of hops to 2^20, so both put frames at the same times):
 
-* setup time: building the backend in a fresh process, first (for ``fast``: with an
-  empty plan cache) and in the later processes (``fast`` loads its cached plan;
-  kymatio has no cache and rebuilds its filter bank in every process; the two
-  later processes start together, so they share the cores). The imports a backend
-  needs (SciPy's FFT for ``fast``, kymatio for kymatio) are timed apart;
+* **kymatio** as its users run it: ``Scattering1D(J=14, shape=655360, Q=(8, 1),
+  oversampling=1)`` applied to each whole clip (2^20 padded length, as in #6);
+* **fast** as the pipeline runs it: ``genreseg.features.compute_raw`` with the
+  default ``FeatureConfig`` (a clip is one periodic 2^20 window).
+
+For each:
+
+* setup time: building the transform in a fresh process, first (for ``fast``: with
+  an empty plan cache) and in later processes (``fast`` loads its cached plan;
+  kymatio has no cache and rebuilds its filter bank in every process; the two later
+  processes start together, so they share the cores). The imports each needs
+  (SciPy's FFT for ``fast``; torch and kymatio for kymatio) are timed apart;
 * throughput in x real time, with both cores used two ways: one process with two
-  torch threads, and two processes with one thread each (the pipeline's Dask
-  layout); the better of the two is each backend's figure, and their ratio the
-  speed-up. CPU seconds per clip (user + system, one thread) are shown too: unlike
-  wall time they hardly move when other jobs share the machine;
+  threads, and two processes with one thread each (the pipeline's Dask layout); the
+  better of the two is each backend's figure, and their ratio the speed-up. CPU
+  seconds per clip (user + system, one thread) are shown too: unlike wall time they
+  hardly move when other jobs share the machine;
 * the largest relative L2 difference of ``fast`` from kymatio per scattering order
-  (0, 1, 2 separately) over the clips;
-* peak RSS (``VmHWM``) of a fresh process computing the raw scattering of a long
-  file made by tiling the clips: ``--long-minutes`` (default 60) for ``fast``, and
-  only ``--kymatio-long-minutes`` (default 10) for kymatio, whose hour would take
-  ~25 minutes. The baseline (imports, backend, the signal itself) is shown with it.
+  (0, 1, 2 separately) over the clips, before the log;
+* peak RSS (``VmHWM``) of a fresh process: one clip for both, and for ``fast`` the
+  features of a ``--long-minutes`` (default 60) WAV file made by tiling the clips,
+  through ``compute_features_from_file`` (decode, resample and transform streamed),
+  as ``genreseg extract`` computes them. kymatio cannot take an hour whole (a
+  4-minute track needs ~10 GB), so it has no long-file figure.
 
 Every measurement runs in its own subprocess (``--worker``), so that memory and
-caches do not leak between them. Defaults take about 10 minutes on 2 idle cores
-(19 on a shared, busy one), mostly kymatio.
+caches do not leak between them. Defaults take about 5 minutes on 2 idle cores,
+mostly kymatio.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 GTZAN = REPO.parent / "shared" / "data" / "gtzan_mini"
 SAMPLE_RATE = 22050
+CLIP = 655360
 
 
 # --------------------------------------------------------------------------- worker side
@@ -70,57 +79,79 @@ def _load(path: str) -> np.ndarray:
     x, sr = sf.read(path, dtype="float32", always_2d=True)
     if sr != SAMPLE_RATE:
         raise SystemExit(f"{path}: expected {SAMPLE_RATE} Hz, got {sr}")
-    return x.mean(axis=1)
+    return x.mean(axis=1)[:CLIP]
+
+
+def _build(backend: str, threads: int):
+    """(transform: clip -> frames x channels, imports_s, setup_s) in this process."""
+    t0 = time.perf_counter()
+    if backend == "fast":  # no torch on this path
+        import scipy.fft  # noqa: F401  (the CPU engine's FFTs)
+
+        from genreseg.features import FeatureConfig, compute_raw
+        from genreseg.features.backends import get_backend
+        from genreseg.features.fast import set_cpu_threads
+
+        set_cpu_threads(threads)
+        config = FeatureConfig()
+        t1 = time.perf_counter()
+        get_backend(config)  # builds (and caches, per process) the plan for the window
+        return (lambda x: compute_raw(x, SAMPLE_RATE, config)), t1 - t0, time.perf_counter() - t1
+    import torch
+
+    from genreseg.features.kymatio_compat import import_scattering1d
+
+    torch.set_num_threads(threads)
+    Scattering1D = import_scattering1d()
+    t1 = time.perf_counter()
+    scattering = Scattering1D(J=14, shape=CLIP, Q=(8, 1), oversampling=1, max_order=2)
+
+    def transform(x):
+        with torch.no_grad():
+            return scattering(torch.from_numpy(x)[None])[0].numpy().T
+
+    return transform, t1 - t0, time.perf_counter() - t1
+
+
+def _write_long_file(path: str, minutes: float, clips: list[str]) -> None:
+    """A WAV of ``minutes`` made by tiling the clips, written block by block."""
+    import soundfile as sf
+
+    n = int(minutes * 60 * SAMPLE_RATE)
+    with sf.SoundFile(path, "w", SAMPLE_RATE, 1, subtype="PCM_16") as f:
+        done, i = 0, 0
+        while done < n:
+            x = _load(clips[i % len(clips)])[: n - done]
+            f.write(x)
+            done, i = done + len(x), i + 1
 
 
 def _worker(task: dict) -> None:
     """Run one measurement in this (fresh) process and print ``RESULT <json>``."""
-    import torch
+    if task["kind"] == "long":
+        from genreseg.features import FeatureConfig, compute_features_from_file
+        from genreseg.features.fast import set_cpu_threads
 
-    torch.set_num_threads(task["threads"])
-    from genreseg.features import FeatureConfig, compute_raw
-    from genreseg.features.backends import get_backend
-
-    config = FeatureConfig(backend=task["backend"])
-    t0 = time.perf_counter()
-    if task["backend"] == "fast":  # what building the backend imports, timed apart
-        import scipy.fft  # noqa: F401  (the CPU engine's FFTs)
-
-        import genreseg.features.fast  # noqa: F401
-    else:
-        from genreseg.features.kymatio_compat import import_scattering1d
-
-        import_scattering1d()
-    t1 = time.perf_counter()
-    get_backend(config)  # builds (and caches, per process) the backend for the window
-    result = {"import_s": t1 - t0, "setup_s": time.perf_counter() - t1}
-
-    if task["kind"] == "throughput":
-        clips = [_load(p) for p in task["clips"]]
-        compute_raw(clips[0][:5 * SAMPLE_RATE], SAMPLE_RATE, config)  # warm-up: one window
-        if task.get("barrier"):
-            print("READY", flush=True)
-            sys.stdin.readline()
-        start, cpu0 = time.time(), _cpu_seconds()
-        raws = [compute_raw(x, SAMPLE_RATE, config) for x in clips]
-        result.update(start=start, end=time.time(), cpu_s=_cpu_seconds() - cpu0,
-                      audio_s=sum(len(x) for x in clips) / SAMPLE_RATE)
-        if task.get("save"):
-            np.savez(task["save"], *raws)
-    elif task["kind"] == "long":
-        n = int(task["minutes"] * 60 * SAMPLE_RATE)
-        signal = np.empty(n, dtype=np.float32)
-        pos, i = 0, 0
-        while pos < n:  # tile the clips, filled in place (no second copy of the hour)
-            x = _load(task["clips"][i % len(task["clips"])])
-            take = min(len(x), n - pos)
-            signal[pos:pos + take] = x[:take]
-            pos, i = pos + take, i + 1
-        result["baseline_rss_mb"] = _vm_hwm_mb()
+        set_cpu_threads(task["threads"])
         t0 = time.perf_counter()
-        raw = compute_raw(signal, SAMPLE_RATE, config)
-        result.update(seconds=time.perf_counter() - t0, frames=int(raw.shape[0]),
-                      audio_s=n / SAMPLE_RATE, peak_rss_mb=_vm_hwm_mb())
+        feats = compute_features_from_file(task["path"], FeatureConfig())
+        print("RESULT " + json.dumps({
+            "seconds": time.perf_counter() - t0, "frames": feats.n_frames, "audio_s": feats.info["duration"],
+            "peak_rss_mb": _vm_hwm_mb(), "torch_loaded": "torch" in sys.modules}), flush=True)
+        return
+    transform, imports_s, setup_s = _build(task["backend"], task["threads"])
+    result = {"import_s": imports_s, "setup_s": setup_s}
+    clips = [_load(p) for p in task["clips"]]
+    transform(clips[0])  # warm-up (first-call allocations, FFT plans)
+    if task.get("barrier"):
+        print("READY", flush=True)
+        sys.stdin.readline()
+    start, cpu0 = time.time(), _cpu_seconds()
+    raws = [transform(x) for x in clips]
+    result.update(start=start, end=time.time(), cpu_s=_cpu_seconds() - cpu0,
+                  audio_s=sum(len(x) for x in clips) / SAMPLE_RATE, peak_rss_mb=_vm_hwm_mb())
+    if task.get("save"):
+        np.savez(task["save"], *raws)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -183,10 +214,9 @@ def pick_clips(n: int) -> list[str]:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--clips", type=int, default=4, help="30-s clips for throughput and equality (default 4)")
-    ap.add_argument("--long-minutes", type=float, default=60.0, help="long file for fast's peak RSS (default 60)")
-    ap.add_argument("--kymatio-long-minutes", type=float, default=10.0,
-                    help="long file for kymatio's peak RSS (default 10)")
+    ap.add_argument("--clips", type=int, default=4, help="gtzan_mini clips for throughput and equality (default 4)")
+    ap.add_argument("--long-minutes", type=float, default=60.0,
+                    help="length of the file for fast's long-file peak RSS (default 60)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -204,9 +234,9 @@ def main(argv=None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="scattering-bench-"))
     env = dict(os.environ, GENRESEG_CACHE=str(tmp / "cache"))  # a cold plan cache
     load0 = os.getloadavg()[0]
-    print(f"{os.cpu_count()} CPUs, load average {load0:.1f} at start; window {cfg.window_samples} samples "
-          f"(J={cfg.J}, Q=({cfg.Q1}, {cfg.Q2}), hop {cfg.hop})", flush=True)
-    print(f"clips: {len(clips)} x 30 s: " + ", ".join(Path(c).stem for c in clips), flush=True)
+    print(f"{os.cpu_count()} CPUs, load average {load0:.1f} at start; J={cfg.J}, Q=({cfg.Q1}, {cfg.Q2}), "
+          f"hop {cfg.hop}; fast's window {cfg.window_samples} samples", flush=True)
+    print(f"clips: {len(clips)} x {CLIP / SAMPLE_RATE:.1f} s: " + ", ".join(Path(c).stem for c in clips), flush=True)
 
     res = {}
     for backend in ("fast", "kymatio"):
@@ -214,7 +244,7 @@ def main(argv=None) -> None:
         print(f"[{backend}] one process, 2 threads ...", flush=True)
         one = run_worker({"kind": "throughput", "backend": backend, "threads": 2, "clips": clips,
                           "save": str(tmp / f"{backend}.npz")}, env)
-        r["setup_first"], r["imports"] = one["setup_s"], one["import_s"]
+        r["setup_first"], r["imports"], r["clip_rss"] = one["setup_s"], one["import_s"], one["peak_rss_mb"]
         r["xrt_1x2"] = one["audio_s"] / (one["end"] - one["start"])
         print(f"[{backend}] two processes, 1 thread each ...", flush=True)
         two = run_two_processes({"kind": "throughput", "backend": backend}, clips, env)
@@ -222,12 +252,12 @@ def main(argv=None) -> None:
         r["xrt_2x1"] = two["audio_s"] / two["wall_s"]
         r["cpu_per_clip"] = two["cpu_s"] / len(clips)
         r["best"] = max(r["xrt_1x2"], r["xrt_2x1"])
-        minutes = args.long_minutes if backend == "fast" else min(args.kymatio_long_minutes, args.long_minutes)
-        print(f"[{backend}] {minutes:g}-minute file, peak RSS ...", flush=True)
-        long = run_worker({"kind": "long", "backend": backend, "threads": 1, "minutes": minutes,
-                           "clips": clips}, env)
-        r.update(long_minutes=minutes, peak_rss=long["peak_rss_mb"], baseline_rss=long["baseline_rss_mb"],
-                 long_xrt=long["audio_s"] / long["seconds"])
+
+    print(f"[fast] {args.long_minutes:g}-minute file, peak RSS ...", flush=True)
+    long_path = str(tmp / "long.wav")
+    _write_long_file(long_path, args.long_minutes, clips)
+    long = run_worker({"kind": "long", "threads": 1, "path": long_path}, env)
+    os.unlink(long_path)
 
     with np.load(tmp / "fast.npz") as f, np.load(tmp / "kymatio.npz") as k:
         errs = np.array([order_errors(f[key], k[key], order) for key in k.files])
@@ -244,12 +274,12 @@ def main(argv=None) -> None:
         ("x real time, 2 processes x 1 thread", f"{ky['xrt_2x1']:.1f}", f"{fa['xrt_2x1']:.1f}",
          f"{fa['xrt_2x1'] / ky['xrt_2x1']:.1f}x"),
         ("x real time, best of the two", f"{ky['best']:.1f}", f"{fa['best']:.1f}", f"{fa['best'] / ky['best']:.1f}x"),
-        ("CPU s per 30-s clip (1 thread)", f"{ky['cpu_per_clip']:.2f}", f"{fa['cpu_per_clip']:.2f}",
+        ("CPU s per clip (1 thread)", f"{ky['cpu_per_clip']:.2f}", f"{fa['cpu_per_clip']:.2f}",
          f"{ky['cpu_per_clip'] / fa['cpu_per_clip']:.1f}x less"),
-        ("long file: minutes of audio", f"{ky['long_minutes']:g}", f"{fa['long_minutes']:g}", ""),
-        ("long file: peak RSS (MB)", f"{ky['peak_rss']:.0f}", f"{fa['peak_rss']:.0f}", ""),
-        ("long file: RSS before compute_raw (MB)", f"{ky['baseline_rss']:.0f}", f"{fa['baseline_rss']:.0f}", ""),
-        ("long file: x real time (1 thread)", f"{ky['long_xrt']:.1f}", f"{fa['long_xrt']:.1f}", ""),
+        ("peak RSS, one clip (MB)", f"{ky['clip_rss']:.0f}", f"{fa['clip_rss']:.0f}", ""),
+        (f"peak RSS, {args.long_minutes:g}-min file, streamed (MB)", "n/a", f"{long['peak_rss_mb']:.0f}", ""),
+        (f"x real time, {args.long_minutes:g}-min file (1 thread)", "n/a",
+         f"{long['audio_s'] / long['seconds']:.1f}", ""),
     ]
     width = max(len(r[0]) for r in rows)
     print()
@@ -257,6 +287,8 @@ def main(argv=None) -> None:
     for name, a, b, c in rows:
         print(f"{name:{width}}  {a:>20}  {b:>20}  {c:>12}")
     print()
+    print(f"long file: {long['frames']} frames of {long['audio_s'] / 60:.1f} min; torch loaded in that process: "
+          f"{long['torch_loaded']}")
     print("max relative L2 difference fast vs kymatio over the clips (raw, before log): "
           + ", ".join(f"order {o}: {e:.1e}" for o, e in enumerate(worst)))
     print(f"load average at end {os.getloadavg()[0]:.1f} (wall-clock figures are noisy when other jobs run; "

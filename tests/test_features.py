@@ -88,22 +88,113 @@ def test_features_of_a_real_clip():
     assert feats.segment_feature().shape == (feats.data.shape[1],)
 
 
-@requires_gtzan
-def test_window_joins_match_a_whole_track_transform():
-    """Windowed frames equal kymatio's whole-track transform to 2e-4 (per frame, relative L2)."""
-    cfg = FeatureConfig(backend="kymatio")
-    # 655360 samples: kymatio pads this length by a multiple of the hop, so its frame
-    # grid coincides with ours (see genreseg.features.framing).
+@pytest.fixture(scope="module")
+def whole_clip_kymatio():
+    """A 655360-sample metal clip and kymatio's whole-track transform of it.
+
+    kymatio pads this length by a multiple of the hop to 2^20, so its frame grid
+    coincides with ours (see genreseg.features.framing).
+    """
     x = load_audio(gtzan_clip("metal", 1))[:655360]
-    assert cfg.window_frames * cfg.hop < len(x)  # at least one join
-    windowed = compute_raw(x, SR, cfg)
+    cfg = FeatureConfig()
     whole = KymatioBackend(cfg.J, (cfg.Q1, cfg.Q2), len(x), cfg.oversampling)(x[None])[0].T
-    assert windowed.shape == whole.shape
+    return x, whole
+
+
+def _max_frame_error(got: np.ndarray, ref: np.ndarray, cfg: FeatureConfig) -> dict:
     order = raw_channel_meta(cfg.J, cfg.Q1, cfg.Q2)["order"]
+    out = {}
     for o in (1, 2):
         sel = order == o
-        rel = np.linalg.norm(windowed[:, sel] - whole[:, sel], axis=1) / np.linalg.norm(whole[:, sel], axis=1)
-        assert rel.max() < 2e-4, (o, rel.max(), rel.argmax())
+        rel = np.linalg.norm(got[:, sel] - ref[:, sel], axis=1) / np.linalg.norm(ref[:, sel], axis=1)
+        out[o] = float(rel.max())
+    return out
+
+
+@requires_gtzan
+def test_window_joins_match_a_whole_track_transform(whole_clip_kymatio):
+    """Frames computed in several windows equal kymatio's whole-track transform to 2e-4
+    (per frame, relative L2): the context hides the joins."""
+    x, whole = whole_clip_kymatio
+    cfg = FeatureConfig(window_frames=40, context_frames=12)  # 64-hop windows: 2 joins in 80 frames
+    assert cfg.window_frames * cfg.hop < len(x)
+    windowed = compute_raw(x, SR, cfg)
+    assert windowed.shape == whole.shape
+    errs = _max_frame_error(windowed, whole, cfg)
+    assert max(errs.values()) < 2e-4, errs
+
+
+@requires_gtzan
+def test_a_clip_in_one_window_is_kymatios_whole_track_transform(whole_clip_kymatio):
+    """With the default window a 29.7-s clip is one window laid out exactly as kymatio
+    pads the whole track, so only the backend's own error remains (~2e-5)."""
+    x, whole = whole_clip_kymatio
+    cfg = FeatureConfig()
+    got = compute_raw(x, SR, cfg)
+    errs = _max_frame_error(got, whole, cfg)
+    assert max(errs.values()) < 1e-4, errs
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 20, 100])
+def test_reflected_window_equals_slicing_a_reflect_padded_signal(n):
+    from genreseg.features.framing import reflected_window
+
+    x = np.arange(1, n + 1, dtype=np.float32)
+    C, L = 13, 17  # context longer than the shortest signal: reflection repeats
+    padded = np.pad(x, (C, C), mode="reflect") if n > 1 else np.full(2 * C + 1, x[0])
+    for start in range(-C, n + C - L + 1, 3):
+        assert np.array_equal(reflected_window(x, start, L), padded[start + C:start + C + L]), start
+    # Part of a longer track held in a buffer: offset and the track's length.
+    y = np.arange(100, dtype=np.float32)
+    assert np.array_equal(reflected_window(y[40:], 90, 15, n=100, offset=40), np.pad(y, (0, 5), mode="reflect")[90:105])
+    with pytest.raises(ValueError, match="buffered"):
+        reflected_window(y[40:], 30, 15, n=100, offset=40)
+
+
+class _WindowIdentity:
+    """A stand-in backend: each 'frame' is the window's sample at that frame's time.
+
+    It lets the window layout be checked exactly: frame m of the track must be the
+    track's sample m * hop whatever the windows, blocks and lengths.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def __call__(self, w):
+        return w[:, None, ::self.cfg.hop]
+
+
+@pytest.mark.parametrize("n", [1, 5000, 8 * 4096, 8 * 4096 + 1, 12 * 4096 + 5, 300_001, 1_000_000])
+def test_scatter_blocks_lays_out_frames_the_same_for_any_blocks(n):
+    from genreseg.features.framing import scatter_blocks
+
+    cfg = FeatureConfig(J=13, oversampling=1, window_frames=8, context_frames=4)  # hop 4096, 16-hop windows
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    backend = _WindowIdentity(cfg)
+    whole = scatter_blocks([x], cfg, backend)
+    assert whole.shape == (max(1, -(-n // cfg.hop)), 1)
+    np.testing.assert_array_equal(whole[:, 0], x[::cfg.hop])
+    for block in (1000, 4096, 77_777):
+        streamed = scatter_blocks((x[i:i + block] for i in range(0, n, block)), cfg, backend)
+        np.testing.assert_array_equal(streamed, whole)
+
+
+def test_file_features_equal_in_memory_features_and_describe_the_file(tmp_path):
+    """The streamed file path gives what decoding whole and compute_features give."""
+    from genreseg.features import compute_features_from_file
+
+    rng = np.random.default_rng(3)
+    x = (0.1 * rng.standard_normal(44100 * 70)).astype(np.float32)  # 70 s at 44.1 kHz: resampled, 2 windows
+    path = tmp_path / "long.wav"
+    sf.write(path, np.stack([x, -x[::-1]], 1), 44100, subtype="FLOAT")
+    cfg = FeatureConfig()
+    streamed = compute_features_from_file(path, cfg, info={"label": "noise"})
+    whole = compute_features(load_audio(path, SR, cfg.min_samples), SR, cfg)
+    np.testing.assert_array_equal(streamed.data, whole.data)
+    assert streamed.info["native_rate"] == 44100 and streamed.info["channels"] == 2
+    assert streamed.info["duration"] == pytest.approx(70.0, abs=1e-3)
+    assert streamed.info["label"] == "noise" and not streamed.info["silent"]
 
 
 @pytest.fixture(scope="module")
@@ -183,15 +274,3 @@ def test_kymatio_import_needs_the_shim_when_sph_harm_is_gone():
     assert "Scattering1D" in shimmed.stdout
 
 
-@pytest.mark.parametrize("n", [5, 20, 100])
-def test_reflected_window_equals_slicing_a_reflect_padded_signal(n):
-    from genreseg.features.framing import reflected_window
-
-    x = np.arange(1, n + 1, dtype=np.float32)
-    C, L = 13, 17  # context longer than the shortest signal: reflection repeats
-    padded = np.pad(x, (C, C), mode="reflect")
-    for start in range(0, n + 2 * C, 3):
-        expected = np.zeros(L, np.float32)
-        seg = padded[start:start + L]
-        expected[:len(seg)] = seg
-        assert np.array_equal(reflected_window(x, start, L, C), expected), start

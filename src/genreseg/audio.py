@@ -99,30 +99,98 @@ def _declared_data_bytes(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile as sf
+#: Frames decoded per read when streaming (at the file's own rate): ~6 s at 44.1 kHz.
+BLOCK_FRAMES = 1 << 18
 
-    try:
-        with sf.SoundFile(str(path)) as f:
-            declared = f.frames
-            rate = f.samplerate
-            data = f.read(dtype="float32", always_2d=True)
-    except sf.LibsndfileError as err:
-        raise AudioError(path, f"not audio or corrupt ({err.error_string})") from None
-    except (RuntimeError, ValueError) as err:  # soundfile raises these for some bad headers
-        raise AudioError(path, f"not audio or corrupt ({err})") from None
-    except OSError as err:
-        raise AudioError(path, f"cannot read file ({err.strerror or err})") from None
-    # A header that promises more samples than the file holds is a truncated download
-    # or copy, not a short clip: refuse it rather than analyse half a track.
-    sizes = _declared_data_bytes(path)
-    if sizes is not None and sizes[1] < sizes[0]:
-        raise AudioError(path, f"truncated: header declares {sizes[0]} bytes of samples, file holds {sizes[1]}")
-    if 0 < declared < (1 << 62) and len(data) < declared:
-        raise AudioError(path, f"truncated: header declares {declared} samples, file holds {len(data)}")
-    if rate <= 0:
-        raise AudioError(path, f"invalid sample rate {rate}")
-    return data, rate
+
+class AudioStream:
+    """A file decoded, downmixed and resampled block by block.
+
+    Iterating yields consecutive float32 mono blocks at ``sample_rate``; memory stays
+    at a block or two whatever the file's length (soxr's streaming resampler gives
+    the same samples as resampling the whole signal at once). Every problem raises
+    :class:`genreseg.errors.AudioError` naming the file, during iteration for those
+    found only by decoding (non-finite samples, truncation, too short). After a
+    complete iteration :attr:`info` describes the file.
+
+    Parameters
+    ----------
+    path : str or Path
+    sample_rate : int
+        Output rate.
+    min_samples : int
+        Shortest acceptable output; checked at the end of the file.
+    block_frames : int
+        Frames read at a time, at the file's rate.
+
+    Warns
+    -----
+    SilentAudioWarning
+        At the end of a file that is digital silence (all zeros).
+    """
+
+    def __init__(self, path, sample_rate: int = TARGET_RATE, min_samples: int = 1,
+                 block_frames: int = BLOCK_FRAMES):
+        self.path = Path(path)
+        self.sample_rate, self.min_samples, self.block_frames = sample_rate, min_samples, block_frames
+        self.info: AudioInfo | None = None
+
+    def __iter__(self):
+        import soundfile as sf
+
+        path = self.path
+        _check_readable(path)
+        # libsndfile silently shortens a truncated WAV or AU: refuse it rather than
+        # analyse half a track (a truncated download or copy, not a short clip).
+        sizes = _declared_data_bytes(path)
+        if sizes is not None and sizes[1] < sizes[0]:
+            raise AudioError(path, f"truncated: header declares {sizes[0]} bytes of samples, "
+                                   f"file holds {sizes[1]}")
+        try:
+            with sf.SoundFile(str(path)) as f:
+                rate, channels, declared = f.samplerate, f.channels, f.frames
+                if rate <= 0:
+                    raise AudioError(path, f"invalid sample rate {rate}")
+                resampler = None
+                if rate != self.sample_rate:
+                    import soxr
+
+                    resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="HQ")
+                decoded = produced = 0
+                silent = True
+                while True:
+                    data = f.read(self.block_frames, dtype="float32", always_2d=True)
+                    last = len(data) < self.block_frames
+                    if len(data) and not np.isfinite(data).all():
+                        raise AudioError(path, f"contains non-finite samples (NaN or inf) near "
+                                               f"{decoded / rate:.1f} s")
+                    decoded += len(data)
+                    block = to_mono(data)
+                    if resampler is not None:
+                        block = resampler.resample_chunk(block, last=last)
+                    if len(block):
+                        silent = silent and not np.any(block)
+                        produced += len(block)
+                        yield block
+                    if last:
+                        break
+        except sf.LibsndfileError as err:
+            raise AudioError(path, f"not audio or corrupt ({err.error_string})") from None
+        except (RuntimeError, ValueError) as err:  # soundfile raises these for some bad headers
+            raise AudioError(path, f"not audio or corrupt ({err})") from None
+        except OSError as err:
+            raise AudioError(path, f"cannot read file ({err.strerror or err})") from None
+        if decoded == 0:
+            raise AudioError(path, "contains zero samples")
+        if 0 < declared < (1 << 62) and decoded < declared:
+            raise AudioError(path, f"truncated: header declares {declared} samples, file holds {decoded}")
+        if produced < self.min_samples:
+            raise AudioError(path, f"too short: {produced / self.sample_rate:.3f} s, shorter than one analysis "
+                                   f"window ({self.min_samples / self.sample_rate:.3f} s)")
+        if silent:
+            warnings.warn(f"{path}: digital silence", SilentAudioWarning, stacklevel=2)
+        self.info = AudioInfo(path=str(path), native_rate=rate, channels=channels, n_samples=produced,
+                              duration=produced / self.sample_rate, silent=silent)
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:
@@ -165,24 +233,19 @@ def load_audio_with_info(path, sample_rate: int = TARGET_RATE, min_samples: int 
     -----
     SilentAudioWarning
         When the signal is digital silence (all zeros); it is still returned.
+
+    See Also
+    --------
+    AudioStream : the same, block by block, for files too long to hold whole.
     """
-    path = Path(path)
-    _check_readable(path)
-    data, rate = _decode(path)
-    if data.shape[0] == 0:
-        raise AudioError(path, "contains zero samples")
-    if not np.isfinite(data).all():
-        raise AudioError(path, f"contains {int((~np.isfinite(data)).sum())} non-finite samples (NaN or inf)")
-    signal = resample(to_mono(data), rate, sample_rate)
-    if len(signal) < min_samples:
-        raise AudioError(path, f"too short: {len(signal) / sample_rate:.3f} s, shorter than one analysis "
-                               f"window ({min_samples / sample_rate:.3f} s)")
-    silent = not np.any(signal)
-    if silent:
-        warnings.warn(f"{path}: digital silence", SilentAudioWarning, stacklevel=2)
-    info = AudioInfo(path=str(path), native_rate=rate, channels=data.shape[1], n_samples=len(signal),
-                     duration=len(signal) / sample_rate, silent=silent)
-    return signal, info
+    stream = AudioStream(path, sample_rate, min_samples)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SilentAudioWarning)
+        blocks = list(stream)
+    for w in caught:  # re-issued here so that it points at the caller
+        warnings.warn(w.message, w.category, stacklevel=2)
+    signal = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    return signal, stream.info
 
 
 def load_audio(path, sample_rate: int = TARGET_RATE, min_samples: int = 1) -> np.ndarray:

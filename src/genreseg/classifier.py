@@ -198,16 +198,14 @@ class GenreClassifier:
         list of TrackPrediction
             In the order of ``paths``; a file that could not be read has ``error`` set.
         """
-        from .audio import load_audio
-        from .features import compute_features
+        from .features import compute_features_from_file
 
         self._check_fitted()
         config = self.feature_config_
         out = []
         for path in paths:
             try:
-                signal = load_audio(path, config.sample_rate, config.min_samples)
-                feats = compute_features(signal, config.sample_rate, config)
+                feats = compute_features_from_file(path, config)
                 self.check_features(feats.config, feats.data.shape[1], str(path))
                 s = self._stages([feats.data])
                 proba = self._full_proba(self.models_.fseg,

@@ -15,14 +15,15 @@ whose entry exists (it only re-hashes the file).
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio import SilentAudioWarning, content_hash, load_audio_with_info
+from .audio import SilentAudioWarning, content_hash
 from .errors import GenresegError
-from .features import FeatureConfig, compute_features
+from .features import FeatureConfig, compute_features_from_file
 from .store import FeatureStore
 
 
@@ -46,11 +47,17 @@ class ExtractReport:
                 f"{len(self.failed)} failed in {self.seconds:.1f} s{rate}")
 
 
-def _set_threads(n: int) -> None:
-    import torch
+def _set_threads(n: int, config: FeatureConfig) -> None:
+    """Intra-op threads of this worker: the fast CPU engine's, and torch's when the
+    backend needs torch (the fast CPU path does not import it)."""
+    from .features.fast import set_cpu_threads
 
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    set_cpu_threads(n)
+    if config.backend != "fast" or config.device != "cpu" or "torch" in sys.modules:
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
 
 
 def extract_one(track: dict, store_root: str, config_dict: dict, torch_threads: int = 0) -> dict:
@@ -72,11 +79,11 @@ def extract_one(track: dict, store_root: str, config_dict: dict, torch_threads: 
         The manifest row plus ``status`` ("computed" or "cached"), or ``status="failed"``
         and ``error`` (a one-line reason naming the file).
     """
-    if torch_threads:
-        _set_threads(torch_threads)
     path = track["path"]
     try:
         config = FeatureConfig.from_dict(config_dict)
+        if torch_threads:
+            _set_threads(torch_threads, config)
         store = FeatureStore(store_root, config)
         key = store.key_for(content_hash(path))
         row = {"track_id": track["track_id"], "path": str(path), "label": track.get("label"),
@@ -88,12 +95,10 @@ def extract_one(track: dict, store_root: str, config_dict: dict, torch_threads: 
         with warnings.catch_warnings():
             # silence is valid audio; it is reported in the row instead of as a warning
             warnings.simplefilter("ignore", SilentAudioWarning)
-            signal, ainfo = load_audio_with_info(path, config.sample_rate, config.min_samples)
-        feats = compute_features(signal, config.sample_rate, config, info={
-            "source_path": str(path), "content_hash": key.split("-")[0], "duration": ainfo.duration,
-            "native_rate": ainfo.native_rate, "channels": ainfo.channels, "silent": ainfo.silent})
+            # streamed: a long file is never held whole in memory
+            feats = compute_features_from_file(path, config, info={"content_hash": key.split("-")[0]})
         store.write(key, feats)
-        return dict(row, duration=ainfo.duration, n_frames=feats.n_frames, silent=ainfo.silent,
+        return dict(row, duration=feats.info["duration"], n_frames=feats.n_frames, silent=feats.info["silent"],
                     status="computed", seconds=time.perf_counter() - t0)
     except GenresegError as err:
         return {"track_id": track["track_id"], "path": str(path), "status": "failed", "error": str(err)}

@@ -17,7 +17,7 @@ import numpy as np
 
 from .backends import get_backend, raw_channel_meta
 from .config import DEFAULT_CONFIG, FeatureConfig
-from .framing import n_frames, postprocess, scatter_windows, select_channels
+from .framing import n_frames, postprocess, scatter_blocks, scatter_windows, select_channels
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -25,6 +25,7 @@ __all__ = [
     "FrameFeatures",
     "channel_metadata",
     "compute_features",
+    "compute_features_from_file",
     "compute_raw",
     "n_frames",
 ]
@@ -115,7 +116,41 @@ def compute_features(signal: np.ndarray, sample_rate: int, config: FeatureConfig
     -------
     FrameFeatures
     """
-    raw = compute_raw(signal, sample_rate, config)
+    return _features(compute_raw(signal, sample_rate, config), config, info)
+
+
+def _features(raw: np.ndarray, config: FeatureConfig, info: dict | None) -> FrameFeatures:
     meta = raw_channel_meta(config.J, config.Q1, config.Q2)
     data = postprocess(raw, meta, config)
     return FrameFeatures(data=data, channels=channel_metadata(config), config=config, info=dict(info or {}))
+
+
+def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, info: dict | None = None) -> FrameFeatures:
+    """Scattering frame features of an audio file, decoded and transformed as a stream.
+
+    Equal to ``compute_features(load_audio(path, ...), ...)``, but the file is read,
+    resampled and transformed window by window (:class:`genreseg.audio.AudioStream`,
+    :func:`genreseg.features.framing.scatter_blocks`), so memory does not grow with
+    the file's length: a 1-hour file never exists in memory as a whole signal.
+
+    Parameters
+    ----------
+    path : str or Path
+    config : FeatureConfig
+    info : dict, optional
+        Provenance stored with the features, added to what the file tells
+        (``source_path``, ``duration``, ``native_rate``, ``channels``, ``silent``).
+
+    Raises
+    ------
+    genreseg.errors.AudioError
+        The file cannot be used (one line naming it and the reason).
+    """
+    from ..audio import AudioStream
+
+    stream = AudioStream(path, config.sample_rate, config.min_samples)
+    raw = scatter_blocks(stream, config, get_backend(config))
+    a = stream.info
+    described = {"source_path": str(path), "duration": a.duration, "native_rate": a.native_rate,
+                 "channels": a.channels, "silent": a.silent}
+    return _features(raw, config, {**described, **(info or {})})

@@ -5,9 +5,13 @@ A backend is built for one window length ``shape`` and maps a batch of windows
 kymatio's channel order (zeroth order, first order by n1, second order by (n1, n2)),
 before any renormalisation or log. Two implementations share that contract:
 
-* ``"kymatio"`` — kymatio 0.3.0's torch frontend, the reference;
+* ``"kymatio"`` — kymatio 0.3.0's torch frontend, the reference. kymatio pads
+  every input itself (a window of ``2^20`` to ``2^21``), so in the pipeline its
+  frames equal the fast backend's up to the window-context tolerance of
+  :mod:`genreseg.features.framing`, not exactly;
 * ``"fast"`` — :mod:`genreseg.features.fast`, our band-limited implementation,
-  tested against the reference.
+  tested against the reference; in the pipeline it treats each window as one
+  period (``periodic=True``), which makes a 30-s clip one ``2^20`` window.
 
 Building a backend is expensive (kymatio: 10–20 s), so :func:`get_backend` caches one
 per process and per (settings, window length).
@@ -70,7 +74,9 @@ def _build(name: str, J: int, Q: tuple[int, int], shape: int, oversampling: int,
     if name == "fast":
         from .fast import FastScattering1D
 
-        return FastScattering1D(J=J, Q=Q, shape=shape, oversampling=oversampling, device=resolve_device(device))
+        # The pipeline's windows carry their own context: one period each, no padding.
+        return FastScattering1D(J=J, Q=Q, shape=shape, oversampling=oversampling, device=resolve_device(device),
+                                periodic=True)
     raise ValueError(f"unknown scattering backend {name!r}")
 
 

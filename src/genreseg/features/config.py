@@ -67,8 +67,11 @@ class FeatureConfig:
     backend : {"fast", "kymatio"}
         Which implementation computes the transform (execution only).
     window_frames, context_frames : int
-        Long audio is processed in windows of ``window_frames`` output frames with
+        Audio is processed in windows of ``window_frames`` output frames with
         ``context_frames`` frames of real signal on each side (execution only).
+        The defaults make a window of 128 hops = 2^20 samples (47.6 s), which holds
+        a 30-s clip whole; keep ``window_frames + 2 * context_frames`` a product of
+        2s, 3s and 5s (fast FFT lengths).
     device : str
         "cpu", "cuda" or "auto" (execution only).
     """
@@ -84,7 +87,7 @@ class FeatureConfig:
     renorm_eps: float = 1e-6
     min_frequency_hz: float = 0.0
     backend: str = "fast"
-    window_frames: int = 44
+    window_frames: int = 104
     context_frames: int = 12
     device: str = "cpu"
 

@@ -1,20 +1,30 @@
 """Windowed scattering of signals of any length, and the post-processing to features.
 
-Long signals are cut into fixed-length windows so that one cached backend (one
-filter bank, one FFT size) serves every track and memory does not grow with track
-length. Window ``k`` yields output frames ``k*F .. k*F + F - 1`` (``F =
-config.window_frames``) and sees ``C = config.context_frames * hop`` samples of real
-signal on each side of them. The track is first extended by ``C`` samples of
-reflection at both ends — the same reflection kymatio applies to a whole track — so
-frames at a track edge see what they would in a whole-track transform.
+Signals are processed in windows of a fixed length ``N = (window_frames + 2 *
+context_frames) * hop`` samples, so that one cached backend (one plan, one set of
+FFT sizes) serves every track and memory does not grow with track length. The fast
+backend treats each window as one period (no padding of its own: the window's
+context *is* the padding), and returns a frame at every multiple of the hop.
 
-Frames near window joins differ from a whole-track transform only through the
-tails of the filters beyond ``C`` samples. The low-pass phi_T alone has a time
-standard deviation of T / (2π·0.1) ≈ 1.6 T, so C must be several T: measured on a
-gtzan_mini clip against kymatio's whole-track transform, the largest per-frame
-relative L2 difference (orders 1 and 2) is 6e-2 with C = 4 hops, 4e-3 with 8 hops
-and 4e-5 with the default 12 hops (98304 samples, 4.5 s). ``tests/test_features.py``
-asserts < 2e-4 on real clips.
+* **A track that fits in one window** (``n_frames <= window_frames``) is centred in
+  it and reflect-padded to ``N``, the way kymatio pads a whole track. When kymatio
+  would pad the track to the same ``N`` by a multiple of the hop (for ``N = 2^20``:
+  any 29.7-s clip of 655360 samples, or 655360 - 16384 k), the window *is* kymatio's
+  padded signal and the output equals kymatio's whole-track transform up to the
+  backend's own error. A 30-s GTZAN clip (81 frames) takes one window of ``2^20``.
+* **A longer track** is cut into windows of ``window_frames`` output frames, each
+  seeing ``C = context_frames * hop`` samples of real signal on either side; the
+  track is reflected at both ends. Frames near window joins differ from a
+  whole-track transform only through the filter tails beyond ``C``: the low-pass
+  phi_T alone has a time standard deviation of T / (2π·0.1) ≈ 1.6 T, so ``C`` must
+  be several T. Measured on a gtzan_mini clip against kymatio's whole-track
+  transform, the largest per-frame relative L2 difference (orders 1 and 2) is 6e-2
+  with C = 4 hops, 4e-3 with 8 and 4e-5 with the default 12 (98304 samples, 4.5 s).
+  ``tests/test_features.py`` asserts < 2e-4 on real clips.
+
+Signals arrive as an iterable of blocks (:func:`scatter_blocks`), so a file can be
+decoded, resampled and transformed as a stream: a 1-hour file never exists in memory
+as a whole, only as the ~2 windows the current one and the end reflection need.
 
 Frame ``m`` is centred on sample ``m * hop`` of the track. (kymatio's own whole-track
 grid is offset from that by ``ceil(pad_left / hop) * hop - pad_left`` samples, which
@@ -24,6 +34,7 @@ depends on the track length; comparisons use lengths where the offset is zero.)
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -35,70 +46,107 @@ def n_frames(n_samples: int, hop: int) -> int:
     return max(1, math.ceil(n_samples / hop))
 
 
-def reflected_window(x: np.ndarray, start: int, length: int, context: int) -> np.ndarray:
-    """Samples ``start - context .. start - context + length`` of ``x`` with reflection at its ends.
+def reflect_index(idx: np.ndarray, n: int | None) -> np.ndarray:
+    """Indices into a signal of length ``n`` reflected at both ends (numpy's/kymatio's "reflect").
 
-    Equal to slicing ``np.pad(x, (context, context), mode="reflect")`` (numpy's
-    "reflect" is torch/kymatio's, no edge repeat, reflecting again when the pad is
-    longer than the signal), zero beyond that padded extent — without copying the
-    whole signal, so a 1-hour file costs one window of extra memory, not a second
-    copy of itself.
+    No edge repeat, reflecting again when an index lies more than a signal length
+    outside. ``n=None`` (length not known yet) reflects at the start only.
     """
-    n = len(x)
-    idx = np.arange(start - context, start - context + length)
-    inside = idx < n + context
+    if n is None:
+        return np.abs(idx)
     if n == 1:
-        src = np.zeros_like(idx)
-    else:
-        period = 2 * (n - 1)
-        src = np.mod(idx, period)
-        src = np.where(src >= n, period - src, src)
-    out = np.zeros(length, dtype=np.float32)
-    out[inside] = x[src[inside]]
-    return out
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = np.mod(idx, period)
+    return np.where(idx >= n, period - idx, idx)
 
 
-def window_starts(n_samples: int, config: FeatureConfig) -> list[int]:
-    """Start of each processing window, in samples of the reflect-padded signal."""
-    total = n_frames(n_samples, config.hop)
-    step = config.window_frames * config.hop
-    return [k * step for k in range(math.ceil(total / config.window_frames))]
-
-
-def scatter_windows(x: np.ndarray, config: FeatureConfig, backend, batch: int = 1):
-    """Raw scattering of a whole signal, window by window.
+def reflected_window(x: np.ndarray, start: int, length: int, n: int | None = None, offset: int = 0) -> np.ndarray:
+    """Samples ``start .. start + length`` of a track, reflected where they fall outside it.
 
     Parameters
     ----------
-    x : np.ndarray, shape (n_samples,)
-        Mono float32 signal at ``config.sample_rate``.
+    x : np.ndarray
+        The samples of the track held in memory: track samples ``offset ..
+        offset + len(x)``.
+    start, length : int
+        The window, in track samples (``start`` may be negative).
+    n : int, optional
+        Length of the track; defaults to ``offset + len(x)`` (all of it in ``x``).
+        ``None`` is not allowed here; pass the known length once the track has ended.
+    offset : int
+        Track index of ``x[0]``.
+    """
+    n = offset + len(x) if n is None else n
+    src = reflect_index(np.arange(start, start + length), n) - offset
+    if src.min() < 0 or src.max() >= len(x):
+        raise ValueError("window needs samples that are no longer (or not yet) buffered")
+    return x[src]
+
+
+def _window_layout(total: int, config: FeatureConfig, single: bool) -> list[tuple[int, int, int, int]]:
+    """``(start sample, first window frame, first track frame, frame count)`` of each window."""
+    hop, F, c = config.hop, config.window_frames, config.context_frames
+    Fw = F + 2 * c
+    if single:  # centred, as kymatio pads a whole track
+        P = (Fw - total) // 2
+        return [(-P * hop, P, 0, total)]
+    return [(k * F * hop - c * hop, c, k * F, min(F, total - k * F)) for k in range(math.ceil(total / F))]
+
+
+def scatter_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig, backend) -> np.ndarray:
+    """Raw scattering of a signal that arrives in blocks, window by window.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray
+        Consecutive pieces of one mono float32 signal at ``config.sample_rate``.
     config : FeatureConfig
     backend : callable
-        Maps ``(B, config.window_samples)`` to ``(B, n_raw_channels, frames_per_window)``.
-    batch : int
-        Windows sent to the backend at once (memory grows with it).
+        Maps ``(1, config.window_samples)`` to ``(1, n_raw_channels, frames)`` with a
+        frame at every multiple of the hop of the window.
 
     Returns
     -------
-    np.ndarray, shape (n_frames, n_raw_channels)
+    np.ndarray, shape (n_frames, n_raw_channels), float32
         Raw coefficients, frame-major.
     """
-    x = np.asarray(x, dtype=np.float32)
-    hop, W, F = config.hop, config.window_samples, config.window_frames
-    C, c = config.context_frames * hop, config.context_frames
-    total = n_frames(len(x), hop)
-    starts = window_starts(len(x), config)
-    out = None
-    for b in range(0, len(starts), batch):
-        chunk = np.stack([reflected_window(x, s, W, C) for s in starts[b:b + batch]])
-        raw = backend(chunk)  # (B, channels, frames_per_window)
-        if out is None:
-            out = np.empty((total, raw.shape[1]), dtype=np.float32)
-        for i in range(len(chunk)):
-            first = (b + i) * F
-            keep = min(F, total - first)
-            out[first:first + keep] = raw[i, :, c:c + keep].T
-    return out
+    hop, F, c = config.hop, config.window_frames, config.context_frames
+    N, C = config.window_samples, c * hop
+    buf, offset, n_seen = np.zeros(0, np.float32), 0, 0
+    parts, k = [], 0
+
+    def run(start, first_window_frame, count, n):
+        raw = backend(reflected_window(buf, start, N, n, offset)[None])[0]
+        parts.append(raw[:, first_window_frame:first_window_frame + count].T)
+
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32)
+        buf = np.concatenate([buf, block]) if len(buf) else block
+        n_seen += len(block)
+        if n_seen <= F * hop:
+            continue  # may still be a one-window track: wait for more, or the end
+        # Longer than one window: run every window whose samples have all arrived.
+        while k * F * hop - C + N <= n_seen:
+            run(k * F * hop - C, c, F, None)
+            k += 1
+            # The end reflection of a later window reaches back at most F hops
+            # before its start (it holds at least one frame), so keep from there.
+            keep_from = max(k * F * hop - C - F * hop, 0)
+            if keep_from > offset:
+                buf, offset = buf[keep_from - offset:], keep_from
+    if n_seen == 0:
+        raise ValueError("empty signal")
+    total = n_frames(n_seen, hop)
+    for start, first_window_frame, first, count in _window_layout(total, config, single=total <= F):
+        if first >= k * F:  # not run yet
+            run(start, first_window_frame, count, n_seen)
+    return np.concatenate(parts, axis=0)
+
+
+def scatter_windows(x: np.ndarray, config: FeatureConfig, backend) -> np.ndarray:
+    """Raw scattering of a whole in-memory signal; see :func:`scatter_blocks`."""
+    return scatter_blocks([x], config, backend)
 
 
 def select_channels(meta: dict, config: FeatureConfig) -> np.ndarray:
@@ -128,7 +176,8 @@ def postprocess(raw: np.ndarray, meta: dict, config: FeatureConfig) -> np.ndarra
         ``log(S + log_eps)`` of the kept channels; second order divided by its
         first-order parent when ``config.renormalize``.
     """
-    S = np.array(raw, dtype=np.float64)
+    # float32 throughout, in place: a 1-hour file's frames are ~30 MB a copy.
+    S = np.array(raw, dtype=np.float32)
     order = meta["order"]
     # Orders 1 and 2 are low-passed moduli, non-negative up to rounding; the zeroth
     # order is a low-passed signal and can be negative, so it enters as |S0|.
@@ -138,4 +187,7 @@ def postprocess(raw: np.ndarray, meta: dict, config: FeatureConfig) -> np.ndarra
         second = np.flatnonzero(order == 2)
         S[:, second] = S[:, second] / (S[:, meta["parent"][second]] + config.renorm_eps)
     keep = select_channels(meta, config)
-    return np.log(S[:, keep] + config.log_eps).astype(np.float32)
+    if len(keep) < S.shape[1]:
+        S = S[:, keep]
+    S += np.float32(config.log_eps)
+    return np.log(S, out=S)
