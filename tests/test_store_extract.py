@@ -108,3 +108,17 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     assert all(after[name] == mtime for name, mtime in done_before.items()), "finished entries were recomputed"
     assert not any((store_dir / "tmp").iterdir()) if (store_dir / "tmp").exists() else True
     assert not list(entries.glob("*.part"))
+
+
+def test_local_cluster_workers_keep_glibcs_malloc_defaults():
+    # Dask's default MALLOC_TRIM_THRESHOLD_ halves the transform's speed in its
+    # workers (every large array a fresh mmap); local_cluster unsets it.
+    import os
+
+    from dask.distributed import Client
+
+    from genreseg.extract import local_cluster
+
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert list(seen.values()) == [None]

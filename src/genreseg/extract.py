@@ -175,8 +175,23 @@ def extract(tracks, store_root, config: FeatureConfig | None = None, workers: in
     return report
 
 
+def local_cluster(n_workers: int):
+    """A Dask ``LocalCluster`` of one-thread worker processes, set up for this workload.
+
+    Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in its workers, which freezes
+    glibc's mmap threshold: every large array is then a fresh mmap, and the
+    transform ran at half speed (1.51 s against 0.75 s a 30-s clip). It is unset here.
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                            silence_logs=40)
+
+
 def _extract_dask(items, store, config_dict, workers, scheduler, handle) -> None:
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
     cluster = None
     if scheduler:
@@ -187,8 +202,7 @@ def _extract_dask(items, store, config_dict, workers, scheduler, handle) -> None
         # One torch thread per worker process: processes scale better than intra-op
         # threads for this workload, and oversubscribing the cores helps nobody.
         threads = max(1, (os.cpu_count() or 1) // n)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=40)
+        cluster = local_cluster(n)
         client = Client(cluster)
     try:
         futures = {client.submit(extract_one, item, str(store.root), config_dict, threads, pure=False): item
