@@ -33,7 +33,7 @@ For each:
   4-minute track needs ~10 GB), so it has no long-file figure.
 
 Every measurement runs in its own subprocess (``--worker``), so that memory and
-caches do not leak between them. Defaults take about 5 minutes on 2 idle cores,
+caches do not leak between them. Defaults take about 3 minutes on 2 idle cores,
 mostly kymatio.
 """
 

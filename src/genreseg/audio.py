@@ -198,15 +198,6 @@ def to_mono(data: np.ndarray) -> np.ndarray:
     return data.mean(axis=1, dtype=np.float32) if data.ndim == 2 else np.asarray(data, np.float32)
 
 
-def resample(signal: np.ndarray, rate_in: int, rate_out: int = TARGET_RATE) -> np.ndarray:
-    """Resample a mono float32 signal with soxr (high quality)."""
-    if rate_in == rate_out:
-        return np.asarray(signal, dtype=np.float32)
-    import soxr
-
-    return soxr.resample(signal, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
-
-
 def load_audio_with_info(path, sample_rate: int = TARGET_RATE, min_samples: int = 1) -> tuple[np.ndarray, AudioInfo]:
     """Decode ``path`` to float32 mono at ``sample_rate`` and report what was done.
 

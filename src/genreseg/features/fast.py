@@ -706,7 +706,7 @@ class FastScattering1D:
         if len(Q) != 2 or min(Q) < 1:
             raise ValueError(f"Q must be two integers >= 1, got {Q}")
         self.J, self.Q, self.shape, self.oversampling = int(J), Q, int(shape), int(oversampling)
-        on_cpu = str(device) == "cpu"
+        on_cpu = str(device).split(":")[0] == "cpu"  # "cpu" or "cpu:0", parsed without torch
         if engine == "auto":
             engine = "numpy" if on_cpu else "torch"
         if engine == "numpy" and not on_cpu:

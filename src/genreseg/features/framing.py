@@ -46,14 +46,12 @@ def n_frames(n_samples: int, hop: int) -> int:
     return max(1, math.ceil(n_samples / hop))
 
 
-def reflect_index(idx: np.ndarray, n: int | None) -> np.ndarray:
+def reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
     """Indices into a signal of length ``n`` reflected at both ends (numpy's/kymatio's "reflect").
 
     No edge repeat, reflecting again when an index lies more than a signal length
-    outside. ``n=None`` (length not known yet) reflects at the start only.
+    outside.
     """
-    if n is None:
-        return np.abs(idx)
     if n == 1:
         return np.zeros_like(idx)
     period = 2 * (n - 1)
@@ -72,8 +70,8 @@ def reflected_window(x: np.ndarray, start: int, length: int, n: int | None = Non
     start, length : int
         The window, in track samples (``start`` may be negative).
     n : int, optional
-        Length of the track; defaults to ``offset + len(x)`` (all of it in ``x``).
-        ``None`` is not allowed here; pass the known length once the track has ended.
+        Length of the track (where the end reflection happens); defaults to
+        ``offset + len(x)``, the end of what ``x`` holds.
     offset : int
         Track index of ``x[0]``.
     """
@@ -82,16 +80,6 @@ def reflected_window(x: np.ndarray, start: int, length: int, n: int | None = Non
     if src.min() < 0 or src.max() >= len(x):
         raise ValueError("window needs samples that are no longer (or not yet) buffered")
     return x[src]
-
-
-def _window_layout(total: int, config: FeatureConfig, single: bool) -> list[tuple[int, int, int, int]]:
-    """``(start sample, first window frame, first track frame, frame count)`` of each window."""
-    hop, F, c = config.hop, config.window_frames, config.context_frames
-    Fw = F + 2 * c
-    if single:  # centred, as kymatio pads a whole track
-        P = (Fw - total) // 2
-        return [(-P * hop, P, 0, total)]
-    return [(k * F * hop - c * hop, c, k * F, min(F, total - k * F)) for k in range(math.ceil(total / F))]
 
 
 def scatter_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig, backend) -> np.ndarray:
@@ -128,7 +116,7 @@ def scatter_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig, backend)
             continue  # may still be a one-window track: wait for more, or the end
         # Longer than one window: run every window whose samples have all arrived.
         while k * F * hop - C + N <= n_seen:
-            run(k * F * hop - C, c, F, None)
+            run(k * F * hop - C, c, F, n_seen)
             k += 1
             # The end reflection of a later window reaches back at most F hops
             # before its start (it holds at least one frame), so keep from there.
@@ -138,9 +126,12 @@ def scatter_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig, backend)
     if n_seen == 0:
         raise ValueError("empty signal")
     total = n_frames(n_seen, hop)
-    for start, first_window_frame, first, count in _window_layout(total, config, single=total <= F):
-        if first >= k * F:  # not run yet
-            run(start, first_window_frame, count, n_seen)
+    if total <= F:  # one window, the track centred in it as kymatio pads a whole track
+        P = (F + 2 * c - total) // 2
+        run(-P * hop, P, total, n_seen)
+    else:  # the windows whose samples arrived only with the end
+        for w in range(k, math.ceil(total / F)):
+            run(w * F * hop - C, c, min(F, total - w * F), n_seen)
     return np.concatenate(parts, axis=0)
 
 
