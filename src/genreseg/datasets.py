@@ -304,17 +304,7 @@ def read_ismir2004_tracklist(path) -> list[TracklistRow]:
         class or file path.
     """
     path = Path(path)
-    try:
-        # utf-8-sig: a byte-order mark would otherwise glue itself to the first cell
-        # and hide the header.
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            numbered = [(i, row) for i, row in _csv_rows(fh) if any(c.strip() for c in row)]
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: tracklist not found") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise DatasetError(f"{path}: cannot read tracklist ({err})") from None
-    if not numbered:
-        raise DatasetError(f"{path}: tracklist is empty")
+    numbered = _read_csv(path, "tracklist")
 
     if _is_tracklist_header(numbered[0][1]):
         keys = [_column_key(c) for c in numbered[0][1]]
@@ -356,6 +346,23 @@ def read_ismir2004_tracklist(path) -> list[TracklistRow]:
     if not rows:
         raise DatasetError(f"{path}: tracklist has a header but no tracks")
     return rows
+
+
+def _read_csv(path: Path, what: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a CSV file with their line numbers; DatasetError naming
+    ``path`` and ``what`` it is ("tracklist", "manifest") when unreadable or empty."""
+    try:
+        # utf-8-sig: a byte-order mark would otherwise glue itself to the first cell
+        # and hide the header.
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            numbered = [(i, row) for i, row in _csv_rows(fh) if any(c.strip() for c in row)]
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DatasetError(f"{path}: cannot read {what} ({err})") from None
+    if not numbered:
+        raise DatasetError(f"{path}: {what} is empty")
+    return numbered
 
 
 def _csv_rows(fh) -> Iterator[tuple[int, list[str]]]:
@@ -548,15 +555,7 @@ def read_csv_manifest(path) -> LoadResult:
         empty path or label, or repeats an earlier path.
     """
     path = Path(path).absolute()
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            numbered = [(i, row) for i, row in _csv_rows(fh) if any(c.strip() for c in row)]
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: manifest not found") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise DatasetError(f"{path}: cannot read manifest ({err})") from None
-    if not numbered:
-        raise DatasetError(f"{path}: manifest is empty")
+    numbered = _read_csv(path, "manifest")
     columns = _manifest_columns(path, numbered[0][1])
     base = path.parent
 
