@@ -35,17 +35,22 @@ def test_real_clip_loads_as_float32_mono_22050():
 @pytest.mark.parametrize("fmt,ext,subtype", [("WAV", ".wav", "PCM_24"), ("FLAC", ".flac", None),
                                              ("AU", ".au", None), ("OGG", ".ogg", None), ("MP3", ".mp3", None)])
 def test_formats_decode_to_the_same_signal(tmp_path, clip, fmt, ext, subtype):
+    """Files libsndfile writes (its MP3 and Vorbis go through FFmpeg on the way back)."""
     path = tmp_path / f"copy{ext}"
     sf.write(path, clip, 22050, format=fmt, subtype=subtype)
-    y = load_audio(path)
+    y, info = load_audio_with_info(path)
     assert y.dtype == np.float32
-    # lossless formats are exact up to quantisation; lossy ones keep the waveform's energy
-    if fmt in ("WAV", "FLAC", "AU"):
+    if fmt in ("WAV", "FLAC", "AU"):  # exact up to quantisation
         assert len(y) == len(clip)
         assert np.max(np.abs(y - clip)) < 1e-4
-    else:
-        assert abs(len(y) - len(clip)) < 0.1 * len(clip)
-        assert abs(np.std(y) - np.std(clip)) / np.std(clip) < 0.1
+        return
+    # Lossy: the whole length (libsndfile's LAME writes a LAME header, Vorbis ends on a
+    # granule: both state it), and the waveform itself once aligned.
+    assert 0 <= len(y) - len(clip) <= 1152, (len(y), len(clip))
+    shift = int(np.argmax(np.correlate(y[:44100], clip[:22050], mode="valid")))
+    aligned = y[shift:shift + len(clip)]
+    assert shift <= 1152 and len(aligned) == len(clip)
+    assert np.linalg.norm(aligned - clip) / np.linalg.norm(clip) < 0.35
 
 
 def test_stereo_and_other_rates_become_mono_22050(tmp_path, clip):
@@ -59,10 +64,9 @@ def test_stereo_and_other_rates_become_mono_22050(tmp_path, clip):
     sf.write(tmp_path / "hi.wav", np.stack([up, up], axis=1), 44100, subtype="FLOAT")
     y, info = load_audio_with_info(tmp_path / "hi.wav")
     assert info.native_rate == 44100 and info.channels == 2
-    assert abs(len(y) - len(clip)) <= 1
-    n = min(len(y), len(clip))
+    assert len(y) == len(clip)  # soxr keeps the length: n * 22050 / 44100
     # band-limited round trip: nearly the same waveform
-    assert np.linalg.norm(y[:n] - clip[:n]) / np.linalg.norm(clip) < 0.02
+    assert np.linalg.norm(y - clip) / np.linalg.norm(clip) < 0.02
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +82,8 @@ def bad_corpus(tmp_path_factory, clip):
     sf.write(d / "one_sample.wav", clip[:1], 22050)
     sf.write(d / "no_samples.wav", clip[:0], 22050)
     sf.write(d / "short.wav", clip[: WINDOW - 1], 22050)
-    (d / "clip.xyz").write_bytes(raw)
+    (d / "clip.xyz").write_bytes(raw)  # a WAV under a name no one knows: read by content
+    (d / "notes.mp3").write_text("not audio, whatever its name\n" * 20)
     locked = d / "locked.wav"
     locked.write_bytes(raw)
     locked.chmod(0)
@@ -95,7 +100,7 @@ def bad_corpus(tmp_path_factory, clip):
     ("one_sample.wav", "too short"),
     ("no_samples.wav", "zero samples"),
     ("short.wav", "too short"),
-    ("clip.xyz", "unsupported file type"),
+    ("notes.mp3", "not audio or corrupt"),
     ("locked.wav", "permission denied"),
 ])
 def test_bad_input_raises_one_line_error_with_path_and_reason(bad_corpus, name, reason):
@@ -107,6 +112,11 @@ def test_bad_input_raises_one_line_error_with_path_and_reason(bad_corpus, name, 
     assert "\n" not in msg
     assert msg.startswith(str(bad_corpus / name) + ": ")
     assert reason in msg
+
+
+def test_a_file_is_decoded_by_its_content_not_its_name(bad_corpus, clip):
+    y, info = load_audio_with_info(bad_corpus / "clip.xyz")
+    assert info.codec.startswith("wav/") and len(y) == len(clip)
 
 
 def test_locked_file_is_refused_even_as_root(bad_corpus, monkeypatch):

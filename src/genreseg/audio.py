@@ -1,8 +1,9 @@
 """Audio in: decode any common file to float32 mono at the analysis rate.
 
-libsndfile (through soundfile) decodes WAV, AU, FLAC, OGG/Vorbis, MP3 and AIFF in
-any channel count and sample format; soxr resamples. Every failure raises
-:class:`genreseg.errors.AudioError`, whose message is one line,
+:mod:`genreseg.decoders` reads the file at its own rate (libsndfile for PCM and FLAC,
+FFmpeg through PyAV for MP3, M4A/AAC/ALAC, Opus, Vorbis, WMA, WebM and the rest); this
+module downmixes (mean of the channels) and resamples with soxr, block by block. Every
+failure raises :class:`genreseg.errors.AudioError`, whose message is one line,
 ``"<path>: <reason>"``.
 """
 
@@ -16,13 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
+from .decoders import open_decoder
 from .errors import AudioError
 
 TARGET_RATE = 22050
 
-#: File extensions we decode (lower case). Anything else is refused up front rather than
-#: handed to libsndfile, whose error for an unknown type is "Format not recognised".
-AUDIO_EXTENSIONS = (".wav", ".au", ".snd", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
+#: File extensions (lower case) that collections are searched for. Any file named
+#: explicitly is decoded by its content, whatever its name.
+AUDIO_EXTENSIONS = (
+    ".wav", ".wave", ".w64", ".rf64", ".au", ".snd", ".aif", ".aiff", ".aifc", ".flac",  # libsndfile
+    ".mp3", ".mp2", ".m4a", ".m4b", ".mp4", ".aac", ".alac", ".caf", ".3gp",  # FFmpeg from here
+    ".ogg", ".oga", ".opus", ".wma", ".asf", ".webm", ".mka", ".mkv", ".ac3", ".ape", ".wv", ".amr",
+)
 
 
 class SilentAudioWarning(UserWarning):
@@ -36,6 +42,8 @@ class AudioInfo:
     path: str
     native_rate: int
     channels: int
+    codec: str
+    native_samples: int  # decoded, at native_rate, after gapless trimming
     n_samples: int  # after resampling
     duration: float  # seconds
     silent: bool
@@ -63,40 +71,10 @@ def _check_readable(path: Path) -> None:
         raise AudioError(path, "no such file")
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
-    if not is_audio_path(path):
-        raise AudioError(path, f"unsupported file type '{path.suffix or '(none)'}' "
-                               f"(supported: {' '.join(AUDIO_EXTENSIONS)})")
     if not os.access(path, os.R_OK):
         raise AudioError(path, "permission denied")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
-
-
-def _declared_data_bytes(path: Path) -> tuple[int, int] | None:
-    """(declared, present) byte counts of the sample data of a RIFF/WAVE or AU file.
-
-    libsndfile silently shortens a truncated WAV or AU to what is on disk, so we read
-    the header's own data size. Returns None for other formats or unknown sizes.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-            offset = 12
-            while offset + 8 <= size:
-                fh.seek(offset)
-                chunk_id, chunk_size = fh.read(4), int.from_bytes(fh.read(4), "little")
-                if chunk_id == b"data":
-                    return chunk_size, size - offset - 8
-                offset += 8 + chunk_size + (chunk_size & 1)
-            return None
-        if head[:4] == b".snd":
-            data_offset = int.from_bytes(head[4:8], "big")
-            data_size = int.from_bytes(head[8:12], "big")
-            if data_size == 0xFFFFFFFF:  # AU's "unknown size"
-                return None
-            return data_size, size - data_offset
-    return None
 
 
 #: Frames decoded per read when streaming (at the file's own rate): ~6 s at 44.1 kHz.
@@ -136,61 +114,53 @@ class AudioStream:
         self.info: AudioInfo | None = None
 
     def __iter__(self):
-        import soundfile as sf
-
         path = self.path
         _check_readable(path)
-        # libsndfile silently shortens a truncated WAV or AU: refuse it rather than
-        # analyse half a track (a truncated download or copy, not a short clip).
-        sizes = _declared_data_bytes(path)
-        if sizes is not None and sizes[1] < sizes[0]:
-            raise AudioError(path, f"truncated: header declares {sizes[0]} bytes of samples, "
-                                   f"file holds {sizes[1]}")
+        decoder = open_decoder(path, self.block_frames)
         try:
-            with sf.SoundFile(str(path)) as f:
-                rate, channels, declared = f.samplerate, f.channels, f.frames
-                if rate <= 0:
-                    raise AudioError(path, f"invalid sample rate {rate}")
-                resampler = None
-                if rate != self.sample_rate:
-                    import soxr
+            rate = decoder.rate
+            resampler = None
+            if rate != self.sample_rate:
+                import soxr
 
-                    resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="HQ")
-                decoded = produced = 0
-                silent = True
-                while True:
-                    data = f.read(self.block_frames, dtype="float32", always_2d=True)
-                    last = len(data) < self.block_frames
-                    if len(data) and not np.isfinite(data).all():
+                resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="HQ")
+            decoded = produced = 0
+            silent = True
+            blocks = decoder.blocks()
+            while True:
+                # The decoder says when the stream ends: a short block is not the end.
+                data = next(blocks, None)
+                last = data is None
+                if last:
+                    block = np.zeros(0, np.float32)
+                else:
+                    if not np.isfinite(data).all():
                         raise AudioError(path, f"contains non-finite samples (NaN or inf) near "
                                                f"{decoded / rate:.1f} s")
                     decoded += len(data)
                     block = to_mono(data)
-                    if resampler is not None:
-                        block = resampler.resample_chunk(block, last=last)
-                    if len(block):
-                        silent = silent and not np.any(block)
-                        produced += len(block)
-                        yield block
-                    if last:
-                        break
-        except sf.LibsndfileError as err:
-            raise AudioError(path, f"not audio or corrupt ({err.error_string})") from None
-        except (RuntimeError, ValueError) as err:  # soundfile raises these for some bad headers
-            raise AudioError(path, f"not audio or corrupt ({err})") from None
+                if resampler is not None:
+                    block = resampler.resample_chunk(block, last=last)
+                if len(block):
+                    silent = silent and not np.any(block)
+                    produced += len(block)
+                    yield block
+                if last:
+                    break
         except OSError as err:
             raise AudioError(path, f"cannot read file ({err.strerror or err})") from None
+        finally:
+            decoder.close()
         if decoded == 0:
             raise AudioError(path, "contains zero samples")
-        if 0 < declared < (1 << 62) and decoded < declared:
-            raise AudioError(path, f"truncated: header declares {declared} samples, file holds {decoded}")
         if produced < self.min_samples:
             raise AudioError(path, f"too short: {produced / self.sample_rate:.3f} s, shorter than one analysis "
                                    f"window ({self.min_samples / self.sample_rate:.3f} s)")
         if silent:
             warnings.warn(f"{path}: digital silence", SilentAudioWarning, stacklevel=2)
-        self.info = AudioInfo(path=str(path), native_rate=rate, channels=channels, n_samples=produced,
-                              duration=produced / self.sample_rate, silent=silent)
+        self.info = AudioInfo(path=str(path), native_rate=rate, channels=decoder.channels, codec=decoder.codec,
+                              native_samples=decoded, n_samples=produced, duration=produced / self.sample_rate,
+                              silent=silent)
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:

@@ -19,31 +19,35 @@ from .errors import GenresegError
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
 
 
-def _print_failures(failed, stream=None) -> None:
-    if not failed:
-        return
+def _print_failures(failed, stream=None, skipped=()) -> None:
     stream = stream or sys.stderr
-    print(f"\n{len(failed)} file(s) failed:", file=stream)
-    for _path, reason in failed:
-        print(f"  {reason}", file=stream)
+    if skipped:
+        print(f"\n{len(skipped)} file(s) skipped:", file=stream)
+        for path, reason in skipped:
+            print(f"  {path}: {reason}", file=stream)
+    if failed:
+        print(f"\n{len(failed)} file(s) failed:", file=stream)
+        for _path, reason in failed:
+            print(f"  {reason}", file=stream)
 
 
 # ---------------------------------------------------------------------- extract / info
 def cmd_extract(args) -> int:
-    from .datasets import load_dataset
+    from .datasets import list_dataset
     from .extract import extract
     from .features import FeatureConfig
 
-    tracks = load_dataset(args.data, layout=args.layout)
+    listing = list_dataset(args.data, layout=args.layout)
+    tracks = listing.tracks
     config = FeatureConfig(backend=args.backend, device=args.device) if args.backend else None
     store_exists = (Path(args.out) / "store.json").exists()
     if config is None and not store_exists:
         config = FeatureConfig(device=args.device)
     print(f"extracting {len(tracks)} tracks from {args.data} into {args.out}", file=sys.stderr)
     report = extract(tracks, args.out, config, workers=args.workers, scheduler=args.scheduler,
-                     progress=not args.quiet)
+                     progress=not args.quiet, skipped=listing.skipped)
     print(report.summary_line())
-    _print_failures(report.failed)
+    _print_failures(report.failed, skipped=report.skipped)
     return EXIT_OK if report.ok else EXIT_PARTIAL
 
 
@@ -66,6 +70,14 @@ def cmd_info(args) -> int:
     print("labels")
     for label, count in summary["labels"].items():
         print(f"  {label:<20} {count}")
+    for kind in ("failed", "skipped"):
+        listed = [p for p in summary["problems"] if p["kind"] == kind]
+        if listed:
+            print(f"{kind} in the last extraction ({len(listed)})")
+            for p in listed:
+                reason = p["reason"]
+                # failure reasons already start with the path
+                print(f"  {reason if reason.startswith(p['path']) else p['path'] + ': ' + reason}")
     return EXIT_OK
 
 

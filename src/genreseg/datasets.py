@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS
+from .audio import AUDIO_EXTENSIONS, is_audio_path
 from .errors import DatasetError
 
 __all__ = [
@@ -54,7 +54,9 @@ __all__ = [
     "label_counts",
     "load_csv",
     "load_dataset",
+    "list_dataset",
     "load_folders",
+    "read_folders",
     "load_ismir2004",
     "make_splits",
     "official_split",
@@ -117,10 +119,16 @@ class Track:
 
 
 class LoadResult(NamedTuple):
-    """Tracks found on disk, and listed tracks whose audio was not found."""
+    """Tracks found on disk, listed tracks whose audio was not found, and files passed over.
+
+    ``skipped`` holds ``(path, reason)`` pairs for files a folder holds that are not
+    taken as tracks (not audio by name, dangling links, hidden files, files outside any
+    label folder), so that a caller can say what it left out.
+    """
 
     tracks: list[Track]
     missing: list[Track]
+    skipped: tuple = ()
 
 
 def label_counts(tracks: Iterable[Track]) -> dict[str, int]:
@@ -176,15 +184,12 @@ def _existing_dir(path, what: str) -> Path:
 # Layout: one folder per label
 
 
-def _is_audio_name(name: str) -> bool:
-    return Path(name).suffix.lower() in AUDIO_EXTENSIONS
-
-
-def _iter_audio_files(folder: Path) -> Iterator[Path]:
-    """Audio files anywhere under ``folder``, skipping hidden files and folders.
+def _audio_files(folder: Path, skipped: list) -> Iterator[Path]:
+    """Audio files anywhere under ``folder``; what is passed over goes to ``skipped``.
 
     Symlinked folders are followed (collections are often assembled from links), but
-    each real folder is visited once so a link loop cannot recurse forever.
+    each real folder is visited once so a link loop cannot recurse forever. Audio is
+    recognised by extension, in any case (:data:`genreseg.audio.AUDIO_EXTENSIONS`).
     """
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
@@ -193,21 +198,39 @@ def _iter_audio_files(folder: Path) -> Iterator[Path]:
             dirnames[:] = []
             continue
         seen.add(real)
+        for name in sorted(d for d in dirnames if d.startswith(".")):
+            skipped.append((os.path.join(dirpath, name), "hidden folder"))
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
+        for name in sorted(filenames):
             full = os.path.join(dirpath, name)
-            # isfile() follows links: a dangling link is not audio we can read.
-            if not name.startswith(".") and _is_audio_name(name) and os.path.isfile(full):
+            reason = _skip_reason(full)
+            if reason:
+                skipped.append((full, reason))
+            else:
                 yield Path(full)
 
 
-def load_folders(root) -> list[Track]:
+def _skip_reason(path: str) -> str | None:
+    """Why a file in a collection folder is not a track, or None when it is one."""
+    name = os.path.basename(path)
+    if name.startswith("."):
+        return "hidden file"
+    if not is_audio_path(name):
+        return f"not an audio file name ({os.path.splitext(name)[1] or 'no extension'})"
+    if os.path.islink(path) and not os.path.exists(path):
+        return "dangling symbolic link"
+    if not os.path.isfile(path):
+        return "not a regular file"
+    return None
+
+
+def read_folders(root) -> LoadResult:
     """Tracks of a collection laid out as one folder per label (GTZAN's layout).
 
     Every non-hidden folder directly under ``root`` is a label; every audio file
-    anywhere below it (nested folders included) belongs to that label. Files directly
-    under ``root`` (a README, an index) belong to no label and are ignored, as are
-    hidden files and folders and files of other types.
+    anywhere below it (nested folders included) belongs to that label. Everything else
+    (files directly under ``root``, hidden files and folders, files that are not audio
+    by name, dangling links) is returned in ``skipped`` with the reason.
 
     Parameters
     ----------
@@ -216,9 +239,9 @@ def load_folders(root) -> list[Track]:
 
     Returns
     -------
-    list of Track
-        Sorted by ``track_id`` (``"<label>/<relative path>"``), so the order does not
-        depend on the file system.
+    LoadResult
+        ``tracks`` sorted by ``track_id`` (``"<label>/<relative path>"``), so the order
+        does not depend on the file system; ``missing`` empty.
 
     Raises
     ------
@@ -226,17 +249,26 @@ def load_folders(root) -> list[Track]:
         ``root`` is not a folder, or holds no audio in any label folder.
     """
     root = Path(_existing_dir(root, "dataset folder")).absolute()
-    tracks = []
+    tracks, skipped = [], []
     for entry in sorted(root.iterdir()):
-        if entry.name.startswith(".") or not entry.is_dir():
+        if entry.name.startswith("."):
+            skipped.append((str(entry), "hidden " + ("folder" if entry.is_dir() else "file")))
             continue
-        for path in _iter_audio_files(entry):
+        if not entry.is_dir():
+            skipped.append((str(entry), "not in a label folder"))
+            continue
+        for path in _audio_files(entry, skipped):
             track_id = path.relative_to(root).as_posix()
             tracks.append(Track(path=path, label=entry.name, track_id=track_id))
     if not tracks:
-        exts = " ".join(AUDIO_EXTENSIONS)
-        raise DatasetError(f"{root}: no audio files ({exts}) in any label folder <root>/<label>/")
-    return sorted(tracks, key=lambda t: t.track_id)
+        raise DatasetError(f"{root}: no audio files in any label folder <root>/<label>/ "
+                           f"({len(skipped)} other files; audio is {' '.join(AUDIO_EXTENSIONS)})")
+    return LoadResult(sorted(tracks, key=lambda t: t.track_id), [], tuple(skipped))
+
+
+def load_folders(root) -> list[Track]:
+    """The tracks of :func:`read_folders` (what it passes over is not reported)."""
+    return read_folders(root).tracks
 
 
 # ---------------------------------------------------------------------------------------
@@ -653,30 +685,42 @@ def read_dataset(root, layout: str = "auto", **options) -> LoadResult:
     if layout != "ismir2004" and options:
         raise DatasetError(f"{root}: layout {layout!r} takes no option {sorted(options)[0]!r}")
     if layout == "folders":
-        return LoadResult(load_folders(root), [])
+        return read_folders(root)
     if layout == "ismir2004":
         return read_ismir2004(root, **options)
     return read_csv_manifest(root)
 
 
-def load_dataset(root, layout: str = "auto", *, missing: str = "error", **options) -> list[Track]:
-    """Tracks of a dataset in any layout (see :func:`read_dataset`).
+def list_dataset(root, layout: str = "auto", *, missing: str = "error", **options) -> LoadResult:
+    """What a command works on: :func:`read_dataset` with the ``missing`` policy applied.
 
-    ``missing`` is as in :func:`load_ismir2004`.
+    ``missing`` is as in :func:`load_ismir2004`; ``skipped`` is kept for the caller to
+    report.
 
     Returns
     -------
-    list of Track
+    LoadResult
     """
     _check_missing_policy(missing)
     if layout not in LAYOUTS:
         raise DatasetError(f"{root}: unknown layout {layout!r} (expected {', '.join(LAYOUTS)})")
     if layout == "auto":
         layout = detect_layout(root)
-    if layout == "ismir2004":
-        return load_ismir2004(root, missing=missing, **options)
     result = read_dataset(root, layout, **options)
-    return _apply_missing_policy(result, Path(root), missing).tracks
+    where = Path(root)
+    if layout == "ismir2004":  # missing audio is looked for under the audio folder
+        where = _ismir2004_dirs(root, options.get("metadata_dir"), options.get("audio_dir"))[1]
+    return _apply_missing_policy(result, where, missing)
+
+
+def load_dataset(root, layout: str = "auto", *, missing: str = "error", **options) -> list[Track]:
+    """Tracks of a dataset in any layout (see :func:`list_dataset`).
+
+    Returns
+    -------
+    list of Track
+    """
+    return list_dataset(root, layout, missing=missing, **options).tracks
 
 
 # ---------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ class ExtractReport:
     computed: list = field(default_factory=list)  # manifest rows of newly computed tracks
     cached: list = field(default_factory=list)  # rows whose features were already stored
     failed: list = field(default_factory=list)  # (path, reason) pairs
+    skipped: list = field(default_factory=list)  # (path, reason): files the dataset passed over
     seconds: float = 0.0
     audio_seconds: float = 0.0  # duration of the newly computed audio
 
@@ -43,8 +44,9 @@ class ExtractReport:
 
     def summary_line(self) -> str:
         rate = f", {self.audio_seconds / self.seconds:.1f}x real time" if self.computed and self.seconds > 0 else ""
+        skipped = f", {len(self.skipped)} files skipped" if self.skipped else ""
         return (f"{len(self.computed)} extracted, {len(self.cached)} already in store, "
-                f"{len(self.failed)} failed in {self.seconds:.1f} s{rate}")
+                f"{len(self.failed)} failed{skipped} in {self.seconds:.1f} s{rate}")
 
 
 def _set_threads(n: int, config: FeatureConfig) -> None:
@@ -118,7 +120,7 @@ def _as_dict(track) -> dict:
 
 
 def extract(tracks, store_root, config: FeatureConfig | None = None, workers: int = 2,
-            scheduler: str | None = None, progress: bool = True) -> ExtractReport:
+            scheduler: str | None = None, progress: bool = True, skipped=()) -> ExtractReport:
     """Extract features of ``tracks`` into the store at ``store_root``.
 
     Parameters
@@ -134,6 +136,9 @@ def extract(tracks, store_root, config: FeatureConfig | None = None, workers: in
         Address of an existing Dask scheduler (overrides ``workers``).
     progress : bool
         Show a progress bar (files, rate, ETA).
+    skipped : sequence of (path, reason)
+        Files the dataset listing passed over (:attr:`genreseg.datasets.LoadResult.skipped`),
+        recorded with the failures in the store's problem list (``genreseg info``).
 
     Returns
     -------
@@ -146,7 +151,7 @@ def extract(tracks, store_root, config: FeatureConfig | None = None, workers: in
     store.clean_tmp()
     items = [_as_dict(t) for t in tracks]
     config_dict = store.config.to_dict()
-    report = ExtractReport()
+    report = ExtractReport(skipped=[tuple(s) for s in skipped])
     bar = tqdm(total=len(items), unit="file", desc="extract", disable=not progress, dynamic_ncols=True)
 
     def handle(result: dict) -> None:
@@ -171,6 +176,7 @@ def extract(tracks, store_root, config: FeatureConfig | None = None, workers: in
     finally:
         bar.close()
         store.compact()
+        store.write_problems(failed=report.failed, skipped=report.skipped)
         report.seconds = time.perf_counter() - t0
     return report
 

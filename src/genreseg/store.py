@@ -6,6 +6,7 @@ Layout of a store directory::
       store.json       format version, feature config and its hash (one config per store)
       manifest.jsonl   one JSON row per track: track_id, path, label, split, artist, key,
                        duration, n_frames (append-only; the last row of a track_id wins)
+      problems.json    files the last extraction failed on or passed over, with reasons
       entries/         <content-hash>-<config-hash>.npz, self-describing: the frames, the
                        per-channel metadata and a JSON provenance record
       tmp/             writes in progress
@@ -161,6 +162,10 @@ class FeatureStore:
     def manifest_path(self) -> Path:
         return self.root / "manifest.jsonl"
 
+    @property
+    def problems_path(self) -> Path:
+        return self.root / "problems.json"
+
     def entry_path(self, key: str) -> Path:
         return self.entries_dir / f"{key}.npz"
 
@@ -245,6 +250,25 @@ class FeatureStore:
         payload = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
         atomic_write_bytes(self.manifest_path, payload, self.tmp_dir)
 
+    def write_problems(self, failed, skipped) -> None:
+        """Record the files the last extraction could not use, with their reasons.
+
+        Each run replaces the list: a file fixed since is no longer a problem.
+        """
+        problems = ([{"path": str(p), "reason": r, "kind": "failed"} for p, r in failed]
+                    + [{"path": str(p), "reason": r, "kind": "skipped"} for p, r in skipped])
+        atomic_write_json(self.problems_path, {"problems": problems,
+                                               "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, self.tmp_dir)
+
+    def problems(self) -> list:
+        """Files the last extraction failed on or passed over: dicts of path, reason, kind."""
+        try:
+            return json.loads(self.problems_path.read_text()).get("problems", [])
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, AttributeError) as err:
+            raise StoreError(f"{self.problems_path}: unreadable ({err})") from None
+
     # ---------------------------------------------------------------- bulk
     def load(self, rows=None, label_names=None) -> FeatureSet:
         """Load the features of ``rows`` (default: every track in the manifest).
@@ -291,4 +315,5 @@ class FeatureStore:
             "total_frames": int(sum(r.get("n_frames", 0) for r in rows)),
             "n_features": n_features,
             "splits": sorted({r["split"] for r in rows if r.get("split")}),
+            "problems": self.problems(),
         }

@@ -139,7 +139,8 @@ def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, inf
     config : FeatureConfig
     info : dict, optional
         Provenance stored with the features, added to what the file tells
-        (``source_path``, ``duration``, ``native_rate``, ``channels``, ``silent``).
+        (``source_path``, ``duration``, ``native_rate``, ``native_samples``, ``channels``,
+        ``codec``, ``silent``).
 
     Raises
     ------
@@ -152,5 +153,6 @@ def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, inf
     raw = scatter_blocks(stream, config, get_backend(config))
     a = stream.info
     described = {"source_path": str(path), "duration": a.duration, "native_rate": a.native_rate,
-                 "channels": a.channels, "silent": a.silent}
+                 "native_samples": a.native_samples, "channels": a.channels, "codec": a.codec,
+                 "silent": a.silent}
     return _features(raw, config, {**described, **(info or {})})
