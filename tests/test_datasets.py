@@ -6,6 +6,8 @@ and the gtzan_mini clips. The only hard-coded expectations are what that README 
 
 from __future__ import annotations
 
+import os
+
 import shutil
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from genreseg.datasets import (
     load_csv,
     load_dataset,
     load_folders,
+    read_folders,
     load_ismir2004,
     make_splits,
     official_split,
@@ -296,6 +299,28 @@ def test_folders_three_labels_nested(tmp_path, monkeypatch):
     assert label_counts(tracks) == {"Zydeco": 2, "ambient": 2, "noise": 1}
     assert tracks[2].label == "ambient"
     assert all(t.path.is_absolute() and t.path.is_file() for t in tracks)
+
+
+def test_folders_list_what_they_pass_over_with_the_reason(tmp_path):
+    root = tmp_path / "coll"
+    for name in ("a.M4A", "b.opus", "c.wma", "d.Ogg", "e.webm", "f.aac"):
+        touch(root / "pop" / name)
+    touch(root / "pop" / "cover.jpg")
+    touch(root / "pop" / ".DS_Store")
+    touch(root / "pop" / ".thumbs" / "x.wav")
+    touch(root / "index.html")
+    (root / "pop" / "gone.mp3").symlink_to(tmp_path / "deleted.mp3")
+    result = read_folders(root)
+    assert [t.track_id for t in result.tracks] == [f"pop/{n}" for n in ("a.M4A", "b.opus", "c.wma", "d.Ogg",
+                                                                       "e.webm", "f.aac")]
+    assert {os.path.relpath(p, root): reason for p, reason in result.skipped} == {
+        "pop/cover.jpg": "not an audio file name (.jpg)",
+        "pop/.DS_Store": "hidden file",
+        "pop/.thumbs": "hidden folder",
+        "index.html": "not in a label folder",
+        "pop/gone.mp3": "dangling symbolic link",
+    }
+    assert read_dataset(root).skipped == result.skipped
 
 
 def test_folders_follow_linked_folders_without_looping(tmp_path):

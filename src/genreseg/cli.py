@@ -157,13 +157,20 @@ def cmd_evaluate(args) -> int:
 
 
 def _expand_inputs(items) -> list:
-    paths = []
+    """Files named, and the audio files under folders named; what a folder holds besides
+    audio is listed on stderr, not passed over in silence."""
+    from .datasets import find_audio_files
+
+    paths, skipped = [], []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            paths += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+            found, passed_over = find_audio_files(p)
+            paths += found
+            skipped += passed_over
         else:
             paths.append(p)  # a missing file is reported by the classifier, not here
+    _print_failures([], skipped=skipped)
     return paths
 
 

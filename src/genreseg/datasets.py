@@ -49,6 +49,7 @@ __all__ = [
     "TracklistRow",
     "artist_kfold_splits",
     "detect_layout",
+    "find_audio_files",
     "inner_folds",
     "kfold_splits",
     "label_counts",
@@ -208,6 +209,16 @@ def _audio_files(folder: Path, skipped: list) -> Iterator[Path]:
                 skipped.append((full, reason))
             else:
                 yield Path(full)
+
+
+def find_audio_files(folder) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Audio files anywhere under ``folder`` (sorted), and ``(path, reason)`` for the rest.
+
+    The search a collection folder gets (:func:`read_folders`), for commands that take
+    a folder of unlabelled files.
+    """
+    skipped: list = []
+    return sorted(_audio_files(Path(folder), skipped)), skipped
 
 
 def _skip_reason(path: str) -> str | None:
