@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio_corpus import mark_wav_size_unknown
 from conftest import gtzan_clip, requires_gtzan
 from genreseg.audio import SilentAudioWarning, content_hash, load_audio, load_audio_with_info
 from genreseg.errors import AudioError
@@ -170,9 +171,6 @@ def test_wav_of_unknown_data_size_is_read_to_its_end(tmp_path, clip, size):
     """A WAV written to a pipe cannot go back to fill in its sizes: 0 or 0xFFFFFFFF."""
     path = tmp_path / "pipe.wav"
     sf.write(path, clip, 22050, subtype="PCM_16")
-    raw = bytearray(path.read_bytes())
-    data = raw.find(b"data", 12)
-    raw[4:8] = raw[data + 4:data + 8] = size.to_bytes(4, "little")
-    path.write_bytes(bytes(raw))
+    mark_wav_size_unknown(path, size)
     y = load_audio(path)
     assert len(y) == len(clip) and np.max(np.abs(y - clip)) < 1e-4

@@ -330,8 +330,27 @@ def test_folders_follow_linked_folders_without_looping(tmp_path):
     (root / "blues").mkdir()
     (root / "blues" / "linked").symlink_to(tmp_path / "outside")
     touch(tmp_path / "outside" / "o.ogg")
-    tracks = load_folders(root)
-    assert [t.track_id for t in tracks] == ["blues/linked/o.ogg", "jazz/a.wav"]
+    result = read_folders(root)
+    assert [t.track_id for t in result.tracks] == ["blues/linked/o.ogg", "jazz/a.wav"]
+    assert [(os.path.relpath(p, root), r.split(" (")[0]) for p, r in result.skipped] == [
+        ("jazz/loop", f"folder already searched as {root / 'jazz'}")]
+
+
+def test_folders_name_unreadable_folders(tmp_path, monkeypatch):
+    root = tmp_path / "coll"
+    touch(root / "jazz" / "a.wav")
+    (root / "jazz" / "locked").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):  # root reads mode-000 folders: simulate a user who cannot
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = read_folders(root)
+    assert [t.track_id for t in result.tracks] == ["jazz/a.wav"]
+    assert result.skipped == ((str(root / "jazz" / "locked"), "unreadable folder (Permission denied)"),)
 
 
 def test_folders_errors(tmp_path):

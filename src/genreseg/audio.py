@@ -116,7 +116,10 @@ class AudioStream:
     def __iter__(self):
         path = self.path
         _check_readable(path)
-        decoder = open_decoder(path, self.block_frames)
+        try:
+            decoder = open_decoder(path, self.block_frames)
+        except OSError as err:
+            raise AudioError(path, f"cannot read file ({err.strerror or err})") from None
         try:
             rate = decoder.rate
             resampler = None

@@ -193,9 +193,14 @@ def _audio_files(folder: Path, skipped: list) -> Iterator[Path]:
     recognised by extension, in any case (:data:`genreseg.audio.AUDIO_EXTENSIONS`).
     """
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+
+    def unreadable(err: OSError) -> None:
+        skipped.append((err.filename, f"unreadable folder ({err.strerror})"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:
+            skipped.append((dirpath, f"folder already searched as {real} (a link loop or a second link)"))
             dirnames[:] = []
             continue
         seen.add(real)

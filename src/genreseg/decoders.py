@@ -2,52 +2,50 @@
 
 Two decoders share one interface (:func:`open_decoder`):
 
-* **libsndfile** (soundfile) for PCM containers (WAV, WAVE64, RF64, AIFF, AU) and FLAC,
-  whose headers give exact lengths;
+* **libsndfile** (soundfile) for PCM in WAV, RF64, Wave64, AIFF and AU, and for FLAC
+  that states its length;
 * **FFmpeg** (PyAV) for everything else a music library holds: MP3, AAC/ALAC in
-  M4A/MP4, Opus, Vorbis, WMA, WebM/Matroska, and PCM whose header leaves the length
-  open (a WAV written to a pipe).
+  M4A/MP4, Opus, Vorbis, WMA, WebM/Matroska, and the files above whose header leaves
+  the length open (a WAV written to a pipe, a FLAC encoded from a stream).
 
 Each yields ``(n, channels)`` float32 blocks until the decoder reports the end of the
 stream; a short read is never taken for the end. Whether a file is **truncated** is
-decided only where the file states its exact length:
+decided only where the file states its exact length (:mod:`genreseg.headers`):
 
-* a WAV/AU data chunk, or an AIFF ``COMM`` frame count, larger than what is on disk;
-* a FLAC whose STREAMINFO total is not reached;
-* an MP3 with a Xing/Info/VBRI frame count, an M4A/MP4 sample table, an ASF (WMA)
-  or Matroska duration, that decoding falls short of by more than two codec frames;
-* any decoder error in mid-stream (reported with the time at which it happened).
+* a WAV/RF64/Wave64/AU data size, or an AIFF ``COMM`` frame count, larger than what
+  is on disk;
+* a FLAC STREAMINFO total, an MP3 Xing/Info/VBRI frame count, an M4A/MP4 sample
+  table, an ASF (WMA) play duration or a Matroska/WebM duration that decoding falls
+  short of (by more than two codec frames for lossy codecs).
 
-Where the length is only an estimate (an MP3 without a Xing header, whose length
-libsndfile and FFmpeg guess from the file size; Ogg, whose last page is its own
-length) a file cut short cannot be told from a short file, and is not guessed at.
-A damaged file is refused, never decoded up to the damage: a store must not hold
-half a track as if it were whole.
+A decoder error in mid-stream, with audio decoding again after it, is **damage**: the
+file is refused with the time of the error, never decoded up to the damage (a store
+must not hold half a track as if it were whole). Undecodable bytes after the last
+audio (trailing tags, padding, or the cut end of a truncated file) end the stream;
+the length check above then decides. Where the length is only an estimate (an MP3
+without a Xing header; Ogg, whose last page is its own length) a file cut short
+cannot be told from a short file, and is not guessed at.
 
-Gapless: FFmpeg removes MP3 encoder delay and padding from the LAME header, and AAC
-priming from an MP4 edit list; we add iTunes' ``iTunSMPB`` tag (delay, padding and
-original length of AAC from iTunes and other encoders that write no edit list), and
-never return more samples than an exact declared length.
+Gapless: FFmpeg removes MP3 encoder delay and padding stated in a LAME header, and AAC
+priming stated in an MP4 edit list or an iTunes ``iTunSMPB`` atom; we trim the
+priming an ``iTunSMPB`` tag states when FFmpeg has not, and never return more samples
+than an exact stated length.
 """
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import numpy as np
 
+from . import headers
 from .errors import AudioError
 
 #: libsndfile formats whose lengths are exact; every other file goes to FFmpeg.
 SOUNDFILE_FORMATS = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF", "AU", "FLAC"})
 
-#: FFmpeg demuxers whose declared stream duration is written by the muxer, not
-#: estimated (the key is FFmpeg's format name).
-EXACT_LENGTH_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "asf", "matroska,webm")
-
-#: A WAV data chunk size that means "unknown": streaming writers leave 0 or 0xFFFFFFFF.
-_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+#: libsndfile's frame count for "unknown" (SF_COUNT_MAX) is 2**63 - 1.
+_UNKNOWN_FRAMES = 1 << 62
 
 
 def open_decoder(path: Path, block_frames: int):
@@ -64,64 +62,42 @@ def open_decoder(path: Path, block_frames: int):
     -------
     SoundfileDecoder or FFmpegDecoder
         With ``rate``, ``channels``, ``codec`` and ``declared_frames`` (the exact
-        length in frames, or None) set, and :meth:`blocks` to iterate.
+        length in frames, or None) set, :meth:`blocks` to iterate and :meth:`close`.
 
     Raises
     ------
     AudioError
-        The file is neither (not audio, or damaged beyond opening).
+        Not audio, or damaged beyond opening.
+    OSError
+        The file could not be read.
     """
-    import soundfile as sf
-
-    try:
-        kind = sf.info(str(path)).format
-    except Exception:  # noqa: BLE001 - libsndfile does not know it: FFmpeg may
-        kind = None
-    sizes = pcm_data_sizes(path)
-    if kind in SOUNDFILE_FORMATS and (sizes is None or sizes[0] not in _UNKNOWN_SIZES):
+    if headers.container_kind(path) is not None and _soundfile_knows_length(path):
         return SoundfileDecoder(path, block_frames)
     return FFmpegDecoder(path, block_frames)
 
 
-def pcm_data_sizes(path: Path) -> tuple[int, int] | None:
-    """``(declared, present)`` bytes of sample data of a RIFF/WAVE or AU file, else None.
+def _soundfile_knows_length(path: Path) -> bool:
+    """True when libsndfile reads the file and its header states the length."""
+    import soundfile as sf
 
-    ``declared`` is the header's own figure (0 or 0xFFFFFFFF: unknown, as a writer to a
-    pipe leaves it); ``present`` is what the file holds after the header.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-            offset = 12
-            while offset + 8 <= size:
-                fh.seek(offset)
-                chunk_id, chunk_size = fh.read(4), int.from_bytes(fh.read(4), "little")
-                if chunk_id == b"data":
-                    return chunk_size, size - offset - 8
-                offset += 8 + chunk_size + (chunk_size & 1)
-        elif head[:4] == b".snd" and len(head) == 12:
-            data_offset, data_size = struct.unpack(">II", head[4:12])
-            return data_size, size - data_offset
-    return None
+    try:
+        info = sf.info(str(path))
+    except Exception:  # noqa: BLE001 - libsndfile does not read it: FFmpeg may
+        return False
+    if info.format not in SOUNDFILE_FORMATS or not 0 < info.frames < _UNKNOWN_FRAMES:
+        return False  # e.g. a FLAC encoded from a stream (STREAMINFO total 0)
+    sizes = headers.pcm_data_sizes(path)
+    # A WAV whose data size is unknown: libsndfile reads 0 samples of it (size 0).
+    return sizes is None or sizes[0] not in headers.UNKNOWN_SIZES or info.format != "WAV"
 
 
-def _aiff_frames(path: Path) -> int | None:
-    """Sample frames an AIFF/AIFC ``COMM`` chunk declares, or None."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-        if head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
-            return None
-        offset = 12
-        while offset + 8 <= size:
-            fh.seek(offset)
-            chunk_id, chunk_size = fh.read(4), int.from_bytes(fh.read(4), "big")
-            if chunk_id == b"COMM":
-                body = fh.read(6)
-                return int.from_bytes(body[2:6], "big") if len(body) == 6 else None
-            offset += 8 + chunk_size + (chunk_size & 1)
-    return None
+def _where(decoder, start: int, end: int | None = None) -> str:
+    """Where in the file decoding failed, and how long the file says it is when it says so."""
+    where = f"at {start / decoder.rate:.1f} s" if end is None else \
+        f"between {start / decoder.rate:.1f} and {end / decoder.rate:.1f} s"
+    if decoder.declared_frames:
+        where += f" of the {decoder.declared_frames / decoder.rate:.1f} s its header declares"
+    return where
 
 
 class SoundfileDecoder:
@@ -131,10 +107,13 @@ class SoundfileDecoder:
         import soundfile as sf
 
         self.path, self.block_frames = path, block_frames
-        # libsndfile silently shortens a truncated WAV or AU to what is on disk: the
+        # libsndfile silently shortens a truncated PCM file to what is on disk: the
         # header's own size is the evidence.
-        sizes = pcm_data_sizes(path)
+        sizes = headers.pcm_data_sizes(path)
         if sizes is not None and sizes[1] < sizes[0]:
+            if sizes[1] < 0:
+                raise AudioError(path, f"truncated: the sample data should start {-sizes[1]} bytes "
+                                       f"past the end of the file")
             raise AudioError(path, f"truncated: header declares {sizes[0]} bytes of samples, file holds {sizes[1]}")
         try:
             self._file = sf.SoundFile(str(path))
@@ -142,13 +121,15 @@ class SoundfileDecoder:
             raise AudioError(path, f"not audio or corrupt ({getattr(err, 'error_string', err)})") from None
         self.rate, self.channels = self._file.samplerate, self._file.channels
         self.codec = f"{self._file.format}/{self._file.subtype}".lower()
-        if self._file.format == "FLAC":
-            # STREAMINFO's total; 0 means the encoder did not know it.
-            self.declared_frames = self._file.frames or None
-        elif self._file.format == "AIFF":
-            self.declared_frames = _aiff_frames(path)
-        else:
-            self.declared_frames = None  # checked in bytes, above
+        self.declared_frames = None  # PCM sizes are checked in bytes, above
+        try:
+            if self._file.format == "FLAC":
+                self.declared_frames = self._file.frames  # STREAMINFO's total
+            elif self._file.format == "AIFF":
+                self.declared_frames = headers.aiff_frames(path)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         self._file.close()
@@ -162,7 +143,9 @@ class SoundfileDecoder:
             try:
                 data = self._file.read(self.block_frames, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as err:
-                raise AudioError(self.path, f"damaged or truncated: decoding fails at {decoded / self.rate:.1f} s "
+                # libsndfile fails a whole read: the error lies somewhere in this block.
+                raise AudioError(self.path, f"damaged or truncated: decoding fails "
+                                            f"{_where(self, decoded, decoded + self.block_frames)} "
                                             f"({getattr(err, 'error_string', err)})") from None
             if not len(data):
                 break
@@ -171,45 +154,6 @@ class SoundfileDecoder:
         if self.declared_frames and decoded < self.declared_frames:
             raise AudioError(self.path, f"truncated: header declares {self.declared_frames} samples, "
                                         f"file holds {decoded}")
-
-
-def mp3_has_frame_count(path: Path) -> bool:
-    """True when the first MPEG audio frame carries a Xing, Info or VBRI header.
-
-    Those headers state the stream's exact frame count; without one the length is
-    estimated from the file size.
-    """
-    with open(path, "rb") as fh:
-        head = fh.read(10)
-        start = 0
-        if head[:3] == b"ID3" and len(head) == 10:
-            # ID3v2 size: four 7-bit bytes, plus the 10-byte header (and a footer if flagged).
-            start = 10 + ((head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]) + (10 if head[5] & 0x10 else 0)
-        fh.seek(start)
-        window = fh.read(64 * 1024)
-    for i in range(len(window) - 4):
-        if window[i] == 0xFF and (window[i + 1] & 0xE0) == 0xE0:
-            # The tag sits after the side information: 4 + 32/17/17/9 bytes depending on
-            # MPEG version and channel mode; VBRI always at 36. Looking at all four is cheaper
-            # than decoding the header and just as exact.
-            frame = window[i:i + 200]
-            return any(frame[o:o + 4] in (b"Xing", b"Info") for o in (13, 21, 36)) or frame[36:40] == b"VBRI"
-    return False
-
-
-def itunes_gapless(metadata: dict) -> tuple[int, int, int] | None:
-    """``(delay, padding, original_frames)`` from an ``iTunSMPB`` tag, or None.
-
-    The tag is hexadecimal fields: ``0 delay padding original ...``.
-    """
-    value = next((v for k, v in metadata.items() if k.lower() == "itunsmpb"), None)
-    try:
-        fields = [int(f, 16) for f in str(value).split()]
-    except ValueError:
-        return None
-    if value is None or len(fields) < 4 or fields[3] <= 0:
-        return None
-    return fields[1], fields[2], fields[3]
 
 
 def _frame_to_array(frame) -> np.ndarray:
@@ -227,6 +171,11 @@ def _frame_to_array(frame) -> np.ndarray:
     return data.T
 
 
+def _ffmpeg_reason(err) -> str:
+    """FFmpeg's own words for an error, without the file name PyAV appends."""
+    return (getattr(err, "strerror", None) or str(err)).strip()
+
+
 class FFmpegDecoder:
     """Any audio FFmpeg reads, through PyAV; the first audio stream of the file."""
 
@@ -238,72 +187,94 @@ class FFmpegDecoder:
             self._container = av.open(str(path), metadata_errors="ignore")
         except av.FFmpegError as err:
             raise AudioError(path, f"not audio or corrupt ({_ffmpeg_reason(err)})") from None
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self) -> None:
         streams = self._container.streams.audio
         if not streams:
             kinds = sorted({s.type for s in self._container.streams}) or ["nothing"]
-            self._container.close()
-            raise AudioError(path, f"no audio stream (the file holds {', '.join(kinds)})")
+            raise AudioError(self.path, f"no audio stream (the file holds {', '.join(kinds)})")
         self._stream = stream = streams[0]
         ctx = stream.codec_context
         self.rate, self.channels, self.codec = ctx.sample_rate, ctx.channels, ctx.name
         if self.rate <= 0:
-            self._container.close()
-            raise AudioError(path, f"invalid sample rate {self.rate}")
-        declared = None
-        if stream.duration and stream.time_base and self._length_is_exact():
-            declared = int(round(stream.duration * stream.time_base * self.rate))
+            raise AudioError(self.path, f"invalid sample rate {self.rate}")
+        seconds = self._stated_seconds()
+        declared = int(round(seconds * self.rate)) if seconds else None
         self.skip = 0
-        gapless = itunes_gapless({**self._container.metadata, **stream.metadata})
+        gapless = headers.itunes_gapless({**self._container.metadata, **stream.metadata})
         if gapless is not None:
             delay, _padding, original = gapless
-            # An MP4 edit list already trims the priming (FFmpeg applies it); otherwise
-            # the stream still holds delay + original + padding frames and we trim them.
-            if declared is None or abs(declared - original) > self._frame_tolerance():
-                self.skip = delay
+            # FFmpeg trims the priming itself when an edit list states it (the stream is
+            # then about ``original`` long) or when it reads iTunes' own atom (the stream
+            # then starts at ``delay``); otherwise the stream still holds it.
+            trimmed = stream.start_time or (declared is not None and abs(declared - original) <= self._slack())
+            self.skip = 0 if trimmed else delay
             declared = original
         self.declared_frames = declared
 
-    def _length_is_exact(self) -> bool:
-        name = self._container.format.name
-        if name == "mp3":
-            return mp3_has_frame_count(self.path)
-        return name in EXACT_LENGTH_FORMATS
+    def _stated_seconds(self) -> float | None:
+        """The length the file states, in seconds, where it is exact (not estimated)."""
+        name, stream = self._container.format.name, self._stream
+        if name == "asf":  # FFmpeg's figure for ASF is estimated from the file size
+            return headers.asf_duration(self.path)
+        if name == "mp3" and not headers.mp3_has_frame_count(self.path):
+            return None
+        if name not in ("mp3", "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "flac"):
+            return None
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        if self._container.duration:  # Matroska states the segment's duration only
+            return self._container.duration / 1e6
+        return None
 
-    def _frame_tolerance(self) -> int:
+    def _slack(self) -> int:
         """Two codec frames (2048 samples when the codec does not say): the most that
-        encoder padding and an encoder's rounding of a declared duration may differ."""
+        encoder padding and a muxer's rounding of a stated duration may account for."""
         return 2 * max(self._stream.codec_context.frame_size or 0, 1024)
 
     def close(self) -> None:
         self._container.close()
 
     def _frames(self):
+        """Decoded frames as arrays, to the end of the stream; see the module doc on errors."""
         import av
 
-        decoded = 0
-        try:
-            for packet in self._container.demux(self._stream):
-                for frame in packet.decode():
-                    if frame.sample_rate != self.rate:
-                        raise AudioError(self.path, f"sample rate changes from {self.rate} to "
-                                                    f"{frame.sample_rate} Hz at {decoded / self.rate:.1f} s")
-                    data = _frame_to_array(frame)
-                    decoded += len(data)
-                    yield data
-        except av.FFmpegError as err:
-            where = f"at {decoded / self.rate:.1f} s"
-            if self.declared_frames is not None:
-                # A cut file fails where its data ends, short of what its header declares.
-                where += f" of the {self.declared_frames / self.rate:.1f} s its header declares"
-            raise AudioError(self.path, f"damaged or truncated: decoding fails {where} "
-                                        f"({_ffmpeg_reason(err)})") from None
+        decoded, damage = 0, None
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets, None)
+                if packet is None:
+                    return
+                frames = packet.decode()
+            except av.FFmpegError as err:
+                # A demuxer error ends the packet generator (the next call returns None);
+                # a decoder error skips one packet. Either is damage only if audio follows.
+                damage = damage or (decoded, _ffmpeg_reason(err))
+                continue
+            for frame in frames:
+                # Audio again after an error is damage in mid-stream; a frame or two may
+                # still come out of the decoder's delay line at a cut end.
+                if damage is not None and decoded - damage[0] > self._slack():
+                    raise AudioError(self.path, f"damaged: decoding fails {_where(self, damage[0])} "
+                                                f"and resumes after it ({damage[1]})")
+                if frame.sample_rate != self.rate:
+                    raise AudioError(self.path, f"sample rate changes from {self.rate} to "
+                                                f"{frame.sample_rate} Hz at {decoded / self.rate:.1f} s")
+                data = _frame_to_array(frame)
+                decoded += len(data)
+                yield data
 
     def blocks(self):
         """``(n, channels)`` float32 blocks of about ``block_frames`` until the stream ends.
 
         Channel counts may change between frames (some AAC streams switch between mono
-        and stereo); each block is downmixed consistently by the caller, so a change
-        starts a new block.
+        and stereo); a change starts a new block, each downmixed by the caller.
         """
         pending, pending_frames = [], 0
         to_skip, remaining = self.skip, self.declared_frames
@@ -314,7 +285,7 @@ class FFmpegDecoder:
                 cut = min(to_skip, len(data))
                 data, to_skip = data[cut:], to_skip - cut
             if remaining is not None:
-                # Never more than an exact declared length: the rest is encoder padding.
+                # Never more than an exact stated length: the rest is encoder padding.
                 data = data[:remaining]
                 remaining -= len(data)
             if not len(data):
@@ -329,14 +300,8 @@ class FFmpegDecoder:
                 pending, pending_frames = [], 0
         if pending:
             yield np.concatenate(pending)
-        if self.declared_frames is not None:
-            got = decoded - self.skip
-            if got < self.declared_frames - self._frame_tolerance():
-                raise AudioError(self.path, f"truncated: the {self._container.format.name.split(',')[0]} header "
-                                            f"declares {self.declared_frames / self.rate:.1f} s, the file decodes "
-                                            f"to {max(got, 0) / self.rate:.1f} s")
-
-
-def _ffmpeg_reason(err) -> str:
-    """FFmpeg's own words for an error, without the file name PyAV appends."""
-    return (getattr(err, "strerror", None) or str(err)).strip()
+        got = max(decoded - self.skip, 0)
+        if self.declared_frames is not None and got < self.declared_frames - self._slack():
+            kind = self._container.format.name.split(",")[0]
+            raise AudioError(self.path, f"truncated: the {kind} header declares {self.declared_frames / self.rate:.1f} s, "
+                                        f"the file decodes to {got / self.rate:.1f} s")

@@ -2,7 +2,8 @@
 
 Used to build format-compatibility corpora (the tests, ``benchmarks/decode.py``) from
 real audio, and usable to convert a collection. Frames carry timestamps, so muxers
-record encoder delay as real encoders do (an MP4 edit list, a LAME header).
+record encoder delay as real encoders do (an MP4 edit list, a LAME header); the tags
+other tools write (ID3v2 with cover art, iTunes' gapless atom) are added here.
 """
 
 from __future__ import annotations
@@ -130,3 +131,47 @@ def id3v2_tag(version: int = 3, title: str = "genreseg test", cover: bytes | Non
     if cover is not None:
         frames += frame(b"APIC", b"\x00image/png\x00\x03cover\x00" + cover)
     return b"ID3" + bytes((version, 0, 0)) + size_bytes(len(frames), True) + frames
+
+
+def add_itunes_gapless(path, delay: int, padding: int, original: int) -> None:
+    """Write iTunes' gapless tag (``----:com.apple.iTunes:iTunSMPB``) into an MP4 file, as iTunes does.
+
+    The file must have its ``moov`` after ``mdat`` (FFmpeg's default) and a
+    ``moov/udta/meta/ilst`` box (any tag, e.g. a title, makes FFmpeg write one), so that
+    growing ``moov`` moves no sample data.
+    """
+    path = Path(path)
+    raw = bytearray(path.read_bytes())
+    chain, start, end = [], 0, len(raw)
+    for name in (b"moov", b"udta", b"meta", b"ilst"):
+        for offset, size, kind in _boxes(raw, start, end):
+            if kind == name:
+                chain.append(offset)
+                start, end = offset + 8 + (4 if name == b"meta" else 0), offset + size  # meta has a version
+                break
+        else:
+            raise ValueError(f"{path}: no {name.decode()} box on the way to ilst")
+    if any(kind == b"mdat" and offset > chain[0] for offset, _, kind in _boxes(raw, 0, len(raw))):
+        raise ValueError(f"{path}: moov comes before mdat; adding to it would move the samples")
+    value = f" 00000000 {delay:08X} {padding:08X} {original:016X}".encode()
+    atom = _box(b"----", _box(b"mean", b"\0\0\0\0com.apple.iTunes") + _box(b"name", b"\0\0\0\0iTunSMPB")
+                + _box(b"data", b"\0\0\0\x01\0\0\0\0" + value))
+    raw[end:end] = atom  # at the end of ilst
+    for offset in chain:  # every box that holds it grows by as much
+        raw[offset:offset + 4] = (int.from_bytes(raw[offset:offset + 4], "big") + len(atom)).to_bytes(4, "big")
+    path.write_bytes(bytes(raw))
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def _boxes(raw, start: int, end: int):
+    """``(offset, size, kind)`` of the MP4 boxes from ``start`` to ``end`` (32-bit sizes)."""
+    offset = start
+    while offset + 8 <= end:
+        size = int.from_bytes(raw[offset:offset + 4], "big")
+        if size < 8:
+            return
+        yield offset, size, bytes(raw[offset + 4:offset + 8])
+        offset += size

@@ -444,8 +444,11 @@ class _Run:
         self.log(f"FAILED {where}: {msg} (the run goes on)")
 
 
-def _extract_features(run: _Run, tracks):
-    """Extraction stage: returns the store and the manifest rows of the usable tracks."""
+def _extract_features(run: _Run, tracks, skipped=()):
+    """Extraction stage: returns the store and the manifest rows of the usable tracks.
+
+    ``skipped`` are the files the dataset listing passed over, recorded with the failures.
+    """
     from .extract import extract
     from .features import FeatureConfig
     from .store import FeatureStore
@@ -462,7 +465,7 @@ def _extract_features(run: _Run, tracks):
     workers = opts.workers if missing else 0
     run.log(f"feature store {root}: {len(tracks) - missing} of {len(tracks)} tracks already stored, "
             f"{missing} to extract" + (f" with {workers} worker(s)" if missing else ""))
-    report = extract(tracks, root, store.config, workers=workers, progress=sys.stderr.isatty())
+    report = extract(tracks, root, store.config, workers=workers, progress=sys.stderr.isatty(), skipped=skipped)
     if missing == 0 and not report.computed:
         run.log(f"features reused from the store: {len(report.cached)} cached, nothing extracted")
     else:
@@ -472,6 +475,7 @@ def _extract_features(run: _Run, tracks):
         run.log(f"FAILED extraction: {reason}")
     run.doc["extraction"] = {"store": str(root), "computed": len(report.computed), "cached": len(report.cached),
                              "failed": [reason for _, reason in report.failed], "seconds": report.seconds,
+                             "skipped": [f"{path}: {reason}" for path, reason in report.skipped],
                              "reused": not report.computed}
     rows = {r["track_id"]: r for r in report.computed + report.cached}
     return FeatureStore(root), rows
@@ -871,7 +875,9 @@ def _write_report(run: _Run, rows: list[ModelRow], reading: list[str]) -> Path:
         L.append("- tracks per split: " + ", ".join(f"{k} {v}" for k, v in data["splits"].items()))
     ex = doc.get("extraction", {})
     L += [f"- feature store `{ex.get('store')}`: {ex.get('computed', 0)} extracted this run, "
-          f"{ex.get('cached', 0)} reused, {len(ex.get('failed', []))} failed", ""]
+          f"{ex.get('cached', 0)} reused, {len(ex.get('failed', []))} failed"
+          + (f", {len(ex['skipped'])} files of the data folder skipped (listed in results.json)"
+             if ex.get("skipped") else ""), ""]
 
     # Protocol
     pr = doc["protocol"]
@@ -947,7 +953,7 @@ def run_reproduce(options: ReproduceOptions, log_stream=None, command: str | Non
     """
     import torch
 
-    from .datasets import load_dataset, make_splits
+    from .datasets import list_dataset, make_splits
 
     t_start = time.perf_counter()
     out = Path(options.out)
@@ -970,10 +976,13 @@ def run_reproduce(options: ReproduceOptions, log_stream=None, command: str | Non
                 f"seeds {list(options.seeds)}, out {out}")
 
         with run.stage("data"):
-            tracks = load_dataset(options.data, layout=options.layout)
+            listing = list_dataset(options.data, layout=options.layout)
+            tracks = listing.tracks
             protocol = _resolve_protocol(options.protocol, tracks)
+            for path, reason in listing.skipped:
+                run.log(f"skipped: {path}: {reason}")
         with run.stage("extraction"):
-            store, stored_rows = _extract_features(run, tracks)
+            store, stored_rows = _extract_features(run, tracks, listing.skipped)
         usable = [t for t in tracks if t.track_id in stored_rows]
         if not usable:
             raise GenresegError(f"{options.data}: no track could be extracted (see the failures above)")
