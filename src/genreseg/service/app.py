@@ -1,0 +1,229 @@
+"""The HTTP service: a FastAPI app over :func:`genreseg.service.analysis.analyse`.
+
+>>> from genreseg.service import ServeConfig, create_app
+>>> app = create_app("model", ServeConfig(max_upload_mb=50))   # any ASGI server can run it
+>>> from genreseg.service import serve
+>>> serve("model", port=8000)                                   # uvicorn, as `genreseg serve`
+
+Endpoints: ``POST /predict`` (multipart upload of one audio file), ``GET /model``,
+``GET /health``, ``GET /`` (the page, with its files under ``/static``). Errors are
+JSON ``{"detail": "<one line>"}`` with 400 (malformed request), 408 (upload slower
+than the timeout), 413 (too large), 415 (not multipart), 422 (a file that cannot be
+analysed: the line ``genreseg predict`` prints), 503 + ``Retry-After`` (queue full),
+504 (analysis slower than the timeout).
+
+One analysis runs at a time per process, in a worker thread: the scattering already
+spreads over every core, so two at once would only share them (``--workers`` adds
+processes for machines with many cores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from ..errors import GenresegError
+from .analysis import analyse, describe_model
+from .config import ServeConfig
+from .upload import receive_upload
+
+log = logging.getLogger("genreseg.serve")
+STATIC = Path(__file__).with_name("static")
+#: Environment variable through which `serve` hands the model and settings to worker processes.
+ENV_SETTINGS = "GENRESEG_SERVE_SETTINGS"
+
+
+class AnalysisQueue:
+    """A bounded queue of analyses run one at a time in a worker thread.
+
+    ``pending`` (admitted, running or waiting) is only touched on the event loop, so
+    :meth:`admit`'s check-and-count needs no lock.
+    """
+
+    def __init__(self, size: int):
+        self.size, self.pending = size, 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genreseg-analysis")
+        self._mean_s = 1.0  # running mean of analysis times, for Retry-After
+
+    def admit(self) -> None:
+        """Count one more analysis, or raise 503 with a Retry-After estimate when full."""
+        if self.pending >= self.size:
+            wait = max(1, math.ceil(self._mean_s * self.pending))
+            raise HTTPException(503, f"busy: {self.pending} analyses in progress or waiting; "
+                                     f"try again in {wait} s", headers={"Retry-After": str(wait)})
+        self.pending += 1
+
+    def release(self) -> None:
+        self.pending -= 1
+
+    def submit(self, fn, on_done) -> Future:
+        """Run ``fn()`` in turn; ``on_done()`` and :meth:`release` follow whenever it ends or is
+        cancelled before starting (a timed-out request does not free its place early)."""
+        loop = asyncio.get_running_loop()
+
+        def timed():
+            t0 = time.perf_counter()
+            try:
+                return fn()
+            finally:
+                self._mean_s = 0.8 * self._mean_s + 0.2 * (time.perf_counter() - t0)
+
+        def done(_future):
+            on_done()
+            if not loop.is_closed():  # else the server has stopped: nothing left to count
+                loop.call_soon_threadsafe(self.release)
+
+        future = self._executor.submit(timed)
+        future.add_done_callback(done)
+        return future
+
+    def shutdown(self) -> None:
+        """Drop the waiting analyses and wait for the running one (so its upload is deleted)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
+    """The service's ASGI app for ``model``.
+
+    Parameters
+    ----------
+    model : GenreClassifier or str or Path
+        A fitted classifier (or anything with its interface), or a model directory
+        (loaded once, here).
+    config : ServeConfig
+
+    Returns
+    -------
+    fastapi.FastAPI
+    """
+    from ..classifier import GenreClassifier
+
+    clf = GenreClassifier.load(model) if isinstance(model, (str, os.PathLike)) else model
+    queue = AnalysisQueue(config.queue)
+    limits = {"max_upload_bytes": config.max_upload_bytes, "max_duration_s": config.max_duration_s,
+              "queue": config.queue, "timeout_s": config.timeout_s}
+    model_info = {**describe_model(clf), "limits": limits}
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        queue.shutdown()
+
+    # No /docs: Swagger's page loads from a CDN, which a machine offline cannot reach.
+    app = FastAPI(title="genreseg", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
+                  description="Music genre of an audio file, with its class probabilities and timeline.")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.classifier, app.state.queue, app.state.config = clf, queue, config
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "version": __version__, "pid": os.getpid(),
+                "queue": {"pending": queue.pending, "size": queue.size}}
+
+    @app.get("/model")
+    def model_description():
+        return model_info
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        """Genre, probabilities, duration, posterior timeline and segments of one uploaded file."""
+        queue.admit()  # before reading the body: a full queue costs the client no upload
+        upload, handed_over = None, False
+        try:
+            try:
+                async with asyncio.timeout(config.timeout_s):
+                    upload = await receive_upload(request, config.max_upload_bytes, config.tmp_dir)
+            except TimeoutError:
+                raise HTTPException(408, f"upload not complete within {config.timeout_s:g} s") from None
+            job = partial(analyse, clf, upload.path, name=upload.name, max_duration=config.max_duration_s,
+                          smooth_s=config.smooth_s, max_points=config.timeline_points)
+            t0 = time.perf_counter()
+            future = queue.submit(job, on_done=upload.delete)
+            handed_over = True
+            try:
+                async with asyncio.timeout(config.timeout_s):
+                    result = await asyncio.wrap_future(future)
+            except TimeoutError:
+                log.warning("%s: analysis timed out after %g s", upload.name, config.timeout_s)
+                raise HTTPException(504, f"{upload.name}: analysis not finished within "
+                                         f"{config.timeout_s:g} s (the server's limit)") from None
+            except GenresegError as err:
+                log.info("refused %s", err)
+                raise HTTPException(422, str(err)) from None
+            except Exception as err:  # a bug, not the file: say so, keep serving
+                log.exception("%s: analysis failed", upload.name)
+                raise HTTPException(500, f"{upload.name}: internal error ({type(err).__name__}: {err})") from None
+            seconds = time.perf_counter() - t0
+            log.info("%s: %s (%.1f s of audio, answered in %.2f s)", upload.name, result["genre"],
+                     result["duration_s"], seconds)
+            return {**result, "analysis_s": round(seconds, 3)}
+        finally:
+            if not handed_over:
+                queue.release()
+                if upload is not None:
+                    upload.delete()
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """App factory of each worker process of ``serve(..., workers=N)`` (settings from the environment)."""
+    settings = json.loads(os.environ[ENV_SETTINGS])
+    threads = settings.get("threads")
+    if threads:  # N processes share the cores instead of each taking all of them
+        import torch
+
+        from ..features.fast import set_cpu_threads
+
+        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
+    return create_app(settings["model"], ServeConfig.from_dict(settings["config"]))
+
+
+def serve(model, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          config: ServeConfig = ServeConfig(), log_level: str = "info") -> None:
+    """Run the service on uvicorn until interrupted.
+
+    Parameters
+    ----------
+    model : str or Path
+        Model directory. Loaded here first, so that a bad model fails before the port
+        is bound; each of ``workers`` processes then loads its own copy.
+    host : str
+        Interface to bind; the default serves this machine only.
+    port : int
+    workers : int
+        Server processes, each with its model and its own queue of ``config.queue``.
+    config : ServeConfig
+    log_level : str
+    """
+    import uvicorn
+
+    from ..classifier import GenreClassifier
+
+    clf = GenreClassifier.load(model)
+    if workers <= 1:
+        uvicorn.run(create_app(clf, config), host=host, port=port, log_level=log_level)
+        return
+    del clf
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ[ENV_SETTINGS] = json.dumps({"model": str(Path(model).resolve()), "config": config.to_dict(),
+                                           "threads": max(1, cores // workers)})
+    uvicorn.run("genreseg.service.app:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level)
