@@ -13,7 +13,7 @@ let running = false;
 let modelReady = null;  // resolves once GET model has answered (or failed)
 
 const $ = (sel, root = document) => root.querySelector(sel);
-const mb = (bytes) => (bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 1);
+const mb = (bytes) => String(+(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 1));
 const percent = (p) => `${Math.round(100 * p)} %`;
 
 function colour(label) {
@@ -203,7 +203,7 @@ function drawTimeline(canvas, r) {
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
 
-  const left = 36, right = 8, top = 4 + band, bottom = 22;
+  const left = 40, right = 18, top = 8 + band, bottom = 22;  // room for the axis labels
   const w = cssWidth - left - right, h = cssHeight - top - bottom;
   const duration = Math.max(r.duration_s, times[times.length - 1] || 0, 1e-3);
   const x = (t) => left + (w * t) / duration;
