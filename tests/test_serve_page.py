@@ -11,13 +11,13 @@ import base64
 import os
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx2 as httpx
 import pytest
 
 from conftest import REPO, gtzan_clip, live_server, requires_gtzan
 from genreseg.service import ServeConfig, create_app
+from test_serve import WithTimelines
 
 CHROMIUM = os.environ.get("GENRESEG_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("GENRESEG_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -54,19 +54,6 @@ ROW_COLOURS = """(canvas, y) => {
 }"""
 
 
-class WithTimelines:
-    """The real model, plus ``segment`` as genre timelines (issue #12) will give it: fixed segments."""
-
-    def __init__(self, model):
-        self._model, self.segments = model, []
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    def segment(self, path):
-        return SimpleNamespace(segments=[SimpleNamespace(start_s=a, end_s=b, genre=g, confidence=0.7)
-                                         for a, b, g in self.segments])
-
 
 def test_drop_a_clip_see_its_genre_and_timeline(serve_model, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -100,7 +87,7 @@ def test_drop_a_clip_see_its_genre_and_timeline(serve_model, tmp_path):
 
             # then two more from the file picker, one of them broken: one after another; the
             # good one with genre segments, drawn as a band above the posteriors
-            model.segments = [(0.0, 15.0, "jazz"), (15.0, 30.0, "blues")]
+            model.segments = [(0.0, 15.0, "jazz", 0.7), (15.0, 30.0, "blues", 0.6)]
             page.set_input_files("#picker", files=[
                 {"name": "broken.wav", "mimeType": "audio/wav", "buffer": b"this is not audio"},
                 {"name": second.name, "mimeType": "audio/wav", "buffer": second.read_bytes()}])

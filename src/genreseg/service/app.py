@@ -36,7 +36,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import GenresegError
-from .analysis import analyse, describe_model
+from .analysis import analyse, describe_model, warm_up
 from .config import ServeConfig
 from .upload import receive_upload
 
@@ -193,7 +193,12 @@ def app_from_environment() -> FastAPI:
 
         torch.set_num_threads(threads)
         set_cpu_threads(threads)
-    return create_app(settings["model"], ServeConfig.from_dict(settings["config"]))
+    return _ready(create_app(settings["model"], ServeConfig.from_dict(settings["config"])))
+
+
+def _ready(app: FastAPI) -> FastAPI:
+    log.info("warming up: one analysis of noise took %.1f s", warm_up(app.state.classifier))
+    return app
 
 
 def serve(model, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
@@ -213,17 +218,33 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     config : ServeConfig
     log_level : str
     """
+    import logging.config
+
     import uvicorn
 
     from ..classifier import GenreClassifier
 
+    logging.config.dictConfig(log_config := _log_config(log_level))
     clf = GenreClassifier.load(model)
     if workers <= 1:
-        uvicorn.run(create_app(clf, config), host=host, port=port, log_level=log_level)
+        uvicorn.run(_ready(create_app(clf, config)), host=host, port=port, log_config=log_config)
         return
     del clf
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ[ENV_SETTINGS] = json.dumps({"model": str(Path(model).resolve()), "config": config.to_dict(),
                                            "threads": max(1, cores // workers)})
     uvicorn.run("genreseg.service.app:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level)
+                workers=workers, log_config=log_config)
+
+
+def _log_config(level: str) -> dict:
+    """uvicorn's logging, with the service's own lines (one per analysis) in the same format."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for name in config["loggers"]:
+        config["loggers"][name]["level"] = level.upper()
+    config["loggers"]["genreseg"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
