@@ -253,6 +253,28 @@ def test_timeout_is_504_and_the_server_goes_on(serve_model, uploads):
         assert r.status_code == 422 and r.json()["detail"].startswith("next.wav: not audio or corrupt")
 
 
+def test_client_gone_mid_upload_leaves_nothing(serve_model, uploads, caplog):
+    import socket
+    from urllib.parse import urlparse
+
+    with live_server(create_app(serve_model, ServeConfig(tmp_dir=str(uploads)))) as url:
+        u = urlparse(url)
+        with socket.create_connection((u.hostname, u.port)) as s:
+            head = (b"--b0\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n"
+                    + b"RIFF" + bytes(100_000))
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b0\r\n"
+                      b"Content-Length: 1000000\r\n\r\n" + head)
+            deadline = time.monotonic() + 30
+            while not list(uploads.iterdir()):  # the upload has begun
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        deadline = time.monotonic() + 30
+        while list(uploads.iterdir()) or httpx.get(f"{url}/health").json()["queue"]["pending"]:
+            assert time.monotonic() < deadline, "the cut upload was not cleaned up"
+            time.sleep(0.05)
+    assert "Traceback" not in caplog.text
+
+
 # ---------------------------------------------------------------------- the command
 def test_cli_serve_with_two_workers(model_dir, tmp_path):
     import socket

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from fastapi import HTTPException
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from ..audio import AUDIO_EXTENSIONS, is_audio_path
 
@@ -153,7 +154,8 @@ async def receive_upload(request, max_bytes: int, tmp_dir: str | None = None) ->
     ------
     fastapi.HTTPException
         415 not multipart; 413 over ``max_bytes``; 422 a file type the decoder does not
-        take; 400 no file, several files, or a malformed body. Nothing is left on disk.
+        take; 400 no file, several files, a malformed body, or a client gone before the
+        end. Nothing is left on disk.
     """
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
@@ -186,4 +188,6 @@ async def receive_upload(request, max_bytes: int, tmp_dir: str | None = None) ->
             receiver.upload.delete()
         if isinstance(err, MultipartParseError):
             raise HTTPException(400, f"malformed multipart body ({err})") from None
+        if isinstance(err, ClientDisconnect):  # routine: an answer nobody reads, not a traceback
+            raise HTTPException(400, "the client disconnected before the upload was complete") from None
         raise
