@@ -83,7 +83,7 @@ def test_good_file_matches_the_cli_prediction(client, serve_model, model_dir, ca
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["file"] == path.name and body["segments"] == [] and body["warnings"] == []
-    assert 30.0 <= body["duration_s"] <= 30.1 and body["analysis_s"] > 0
+    assert 30.0 <= body["duration_s"] <= 30.1 and body["analysis_s"] > 0 and body["queued_s"] >= 0
     # the same numbers as `genreseg predict --format json`: one prediction path
     assert cli_main(["predict", str(model_dir), str(path), "--format", "json"]) == 0
     cli = json.loads(capsys.readouterr().out)[0]

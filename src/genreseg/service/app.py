@@ -55,7 +55,7 @@ class AnalysisQueue:
 
     def __init__(self, size: int):
         self.size, self.pending = size, 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genreseg-analysis")
+        self._executor = None  # made on first use: an app may be started again after a shutdown
         self._mean_s = 1.0  # running mean of analysis times, for Retry-After
 
     def admit(self) -> None:
@@ -70,14 +70,17 @@ class AnalysisQueue:
         self.pending -= 1
 
     def submit(self, fn, on_done) -> Future:
-        """Run ``fn()`` in turn; ``on_done()`` and :meth:`release` follow whenever it ends or is
-        cancelled before starting (a timed-out request does not free its place early)."""
+        """Run ``fn()`` in turn; the future's result is ``(fn(), seconds it ran)``.
+
+        ``on_done()`` and :meth:`release` follow whenever it ends or is cancelled before
+        starting (a timed-out request does not free its place early).
+        """
         loop = asyncio.get_running_loop()
 
         def timed():
             t0 = time.perf_counter()
             try:
-                return fn()
+                return fn(), time.perf_counter() - t0
             finally:
                 self._mean_s = 0.8 * self._mean_s + 0.2 * (time.perf_counter() - t0)
 
@@ -86,13 +89,17 @@ class AnalysisQueue:
             if not loop.is_closed():  # else the server has stopped: nothing left to count
                 loop.call_soon_threadsafe(self.release)
 
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genreseg-analysis")
         future = self._executor.submit(timed)
         future.add_done_callback(done)
         return future
 
     def shutdown(self) -> None:
         """Drop the waiting analyses and wait for the running one (so its upload is deleted)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
 
 def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
@@ -116,6 +123,7 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
     limits = {"max_upload_bytes": config.max_upload_bytes, "max_duration_s": config.max_duration_s,
               "queue": config.queue, "timeout_s": config.timeout_s}
     model_info = {**describe_model(clf), "limits": limits}
+
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         yield
@@ -158,7 +166,7 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
             handed_over = True
             try:
                 async with asyncio.timeout(config.timeout_s):
-                    result = await asyncio.wrap_future(future)
+                    result, seconds = await asyncio.wrap_future(future)
             except TimeoutError:
                 log.warning("%s: analysis timed out after %g s", upload.name, config.timeout_s)
                 raise HTTPException(504, f"{upload.name}: analysis not finished within "
@@ -169,10 +177,10 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
             except Exception as err:  # a bug, not the file: say so, keep serving
                 log.exception("%s: analysis failed", upload.name)
                 raise HTTPException(500, f"{upload.name}: internal error ({type(err).__name__}: {err})") from None
-            seconds = time.perf_counter() - t0
-            log.info("%s: %s (%.1f s of audio, answered in %.2f s)", upload.name, result["genre"],
-                     result["duration_s"], seconds)
-            return {**result, "analysis_s": round(seconds, 3)}
+            waited = time.perf_counter() - t0 - seconds
+            log.info("%s: %s (%.1f s of audio, analysed in %.2f s after %.2f s in the queue)", upload.name,
+                     result["genre"], result["duration_s"], seconds, waited)
+            return {**result, "analysis_s": round(seconds, 3), "queued_s": round(waited, 3)}
         finally:
             if not handed_over:
                 queue.release()

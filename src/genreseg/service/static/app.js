@@ -151,7 +151,8 @@ function show(card, r) {
   genre.textContent = r.genre;
   genre.style.color = colour(r.genre);
   $(".confidence", result).textContent = percent(r.probabilities[r.genre]);
-  $(".facts", result).textContent = `${clock(r.duration_s)} of audio, answered in ${r.analysis_s.toFixed(2)} s`;
+  $(".facts", result).textContent = `${clock(r.duration_s)} of audio, analysed in ${r.analysis_s.toFixed(2)} s` +
+    (r.queued_s >= 0.1 ? ` after ${r.queued_s.toFixed(1)} s in the queue` : "");
   if (r.warnings.length) {
     const note = $(".note", result);
     note.textContent = "Note: " + r.warnings.join("; ") + " (the genre of silence means little).";
