@@ -306,6 +306,16 @@ def test_cli_serve_with_two_workers(model_dir, tmp_path):
     assert proc.returncode == 0, out
 
 
-def test_cli_serve_bad_model_fails_before_binding(tmp_path, capsys):
+def test_cli_serve_refuses_what_it_cannot_run(tmp_path, model_dir, capsys):
+    import socket
+
     assert cli_main(["serve", str(tmp_path / "nothing")]) == 2
     assert "not a genreseg model" in capsys.readouterr().err
+    assert cli_main(["serve", str(model_dir), "--queue", "0"]) == 2
+    assert "invalid limits: queue must be >= 1" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli_main(["serve", str(model_dir), "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in capsys.readouterr().err

@@ -196,8 +196,11 @@ def cmd_predict(args) -> int:
 def cmd_serve(args) -> int:
     from .service import ServeConfig, serve
 
-    config = ServeConfig(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
-                         queue=args.queue, timeout_s=args.timeout)
+    try:
+        config = ServeConfig(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
+                             queue=args.queue, timeout_s=args.timeout)
+    except ValueError as err:
+        raise GenresegError(f"invalid limits: {err}") from None
     serve(args.model, host=args.host, port=args.port, workers=args.workers, config=config)
     return EXIT_OK
 

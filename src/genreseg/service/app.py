@@ -243,6 +243,7 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
 
     logging.config.dictConfig(log_config := _log_config(log_level))
     clf = GenreClassifier.load(model)
+    _check_port(host, port)  # before warming up: a port in use fails at once
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if workers <= 1:
         _use_cores(cores)
@@ -254,6 +255,19 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
                                            "cores": max(1, cores // workers)})
     uvicorn.run("genreseg.service.app:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_config=log_config)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Raise GenresegError when ``host:port`` cannot be listened on (in use, no such address)."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            sock.bind((host, port))
+    except OSError as err:
+        raise GenresegError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
 
 
 def _log_config(level: str) -> dict:
