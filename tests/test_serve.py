@@ -237,6 +237,23 @@ def test_full_queue_is_503_with_retry_after(serve_model, uploads):
         assert httpx.post(f"{url}/predict", files={"file": ("c.wav", data)}, timeout=60).status_code == 200
 
 
+def test_queue_is_full_when_the_wait_would_outlast_the_timeout():
+    from fastapi import HTTPException
+
+    from genreseg.service.app import AnalysisQueue
+
+    q = AnalysisQueue(size=16, timeout_s=10)
+    q._mean_s = 4.0  # analyses take 4 s: answers expected after 4 and 8 s fit, after 12 s do not
+    for _ in range(2):
+        q.admit()
+    with pytest.raises(HTTPException) as exc:
+        q.admit()
+    assert exc.value.status_code == 503 and exc.value.headers == {"Retry-After": "8"}
+    q.release()
+    q.admit()  # a place freed: admitted again
+    assert q.pending == 2
+
+
 def test_timeout_is_504_and_the_server_goes_on(serve_model, uploads):
     slow = SlowModel(serve_model, delay=2.5)
     with live_server(create_app(slow, ServeConfig(timeout_s=1.0, tmp_dir=str(uploads)))) as url:
