@@ -20,11 +20,13 @@ processes for machines with many cores).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import math
 import os
+import statistics
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -50,10 +52,11 @@ class AnalysisQueue:
     """A bounded queue of analyses run one at a time in a worker thread.
 
     Full at ``size`` analyses pending, or sooner when a new one would expect to finish
-    after ``timeout_s`` ((pending + 1) x the running mean of recent analysis times; never
-    when idle): it would only time out after its upload (measured: with room for 64 and no such check,
-    18 of 50 concurrent 30-s clips got 504 on the loaded 2-core machine). The mean
-    follows recent work, long songs included, so it errs on the side of refusing.
+    after ``timeout_s`` ((pending + 1) x the median of the last 20 analysis times; never
+    when idle): it would only time out after its upload (measured: with room for 64 and
+    no such check, 18 of 50 concurrent 30-s clips got 504 on the loaded 2-core machine).
+    A median, because a few long songs among short clips should not close the queue (a
+    running mean did, after five 4-minute songs: 44 of 50 clips refused).
 
     ``pending`` (admitted, running or waiting) is only touched on the event loop, so
     :meth:`admit`'s check-and-count needs no lock.
@@ -62,13 +65,14 @@ class AnalysisQueue:
     def __init__(self, size: int, timeout_s: float = float("inf")):
         self.size, self.timeout_s, self.pending = size, timeout_s, 0
         self._executor = None  # made on first use: an app may be started again after a shutdown
-        self._mean_s = 1.0  # running mean of analysis times, for Retry-After
+        self._recent = collections.deque([1.0], maxlen=20)  # seconds of the last analyses
 
     def admit(self) -> None:
         """Count one more analysis, or raise 503 with a Retry-After estimate when full."""
-        late = self.pending and (self.pending + 1) * self._mean_s > self.timeout_s  # idle: always try
+        typical = statistics.median(self._recent)
+        late = self.pending and (self.pending + 1) * typical > self.timeout_s  # idle: always try
         if self.pending >= self.size or late:
-            retry = max(1, math.ceil(self._mean_s * self.pending))
+            retry = max(1, math.ceil(typical * self.pending))
             raise HTTPException(503, f"busy: {self.pending} analyses in progress or waiting; "
                                      f"try again in {retry} s", headers={"Retry-After": str(retry)})
         self.pending += 1
@@ -89,7 +93,7 @@ class AnalysisQueue:
             try:
                 return fn(), time.perf_counter() - t0
             finally:
-                self._mean_s = 0.8 * self._mean_s + 0.2 * (time.perf_counter() - t0)
+                self._recent.append(time.perf_counter() - t0)
 
         def done(_future):
             on_done()
