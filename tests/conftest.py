@@ -7,6 +7,7 @@ directory to keep that store between sessions while developing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -55,3 +56,45 @@ def gtzan_store(tmp_path_factory):
 def gtzan_features(gtzan_store):
     """FeatureSet of all 100 gtzan_mini clips: .sequences, .labels, .label_names, .track_ids."""
     return gtzan_store.load()
+
+
+# ---------------------------------------------------------------------- the service (genreseg serve)
+@pytest.fixture(scope="session")
+def serve_model(gtzan_features):
+    """A small real model (DNN[32], 2 epochs, one SVM setting) fitted on all gtzan_mini clips.
+
+    For the service's tests, which check what is served, not how accurate it is (~15 s to fit).
+    """
+    from genreseg.classifier import GenreClassifier, make_frame_config
+    from genreseg.segments import SegmentConfig
+
+    frame = make_frame_config("dnn", hidden=(32,), epochs=2, seed=0, device="cpu")
+    segment = SegmentConfig(inner_folds=2, cv_folds=2, C_grid=(1.0,), gamma_grid=(1.0,))
+    return GenreClassifier(frame, segment).fit(gtzan_features)
+
+
+@contextlib.contextmanager
+def live_server(app):
+    """Serve an ASGI app with uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    # log_config=None: uvicorn's records reach the root logger, so caplog sees them
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()

@@ -76,9 +76,10 @@ class TrackPrediction:
     frame_times: np.ndarray | None = None
     frame_posteriors: np.ndarray | None = None
     error: str | None = None
+    duration: float | None = None  # seconds of audio analysed
 
     def to_dict(self, timeline: bool = False) -> dict:
-        d = {"path": self.path, "genre": self.genre, "probabilities": self.probabilities}
+        d = {"path": self.path, "genre": self.genre, "probabilities": self.probabilities, "duration": self.duration}
         if self.error:
             d["error"] = self.error
         if timeline and self.frame_posteriors is not None:
@@ -190,8 +191,11 @@ class GenreClassifier:
         return evaluate(features.labels, s["posteriors"], self.label_names_, lseg_pred=lseg, fseg_pred=fseg,
                         track_ids=features.track_ids)
 
-    def predict_files(self, paths, timeline: bool = False, progress: bool = False) -> list:
+    def predict_files(self, paths, timeline: bool = False, progress: bool = False,
+                      max_duration: float | None = None) -> list:
         """Predict audio files that need not be in any store; bad files are reported, not raised.
+
+        ``max_duration`` (seconds) refuses longer files as an error of that file.
 
         Returns
         -------
@@ -205,14 +209,14 @@ class GenreClassifier:
         out = []
         for path in paths:
             try:
-                feats = compute_features_from_file(path, config)
+                feats = compute_features_from_file(path, config, max_duration=max_duration)
                 self.check_features(feats.config, feats.data.shape[1], str(path))
                 s = self._stages([feats.data])
                 proba = self._full_proba(self.models_.fseg,
                                          self.models_.fseg.predict_proba(s["stats"], initial=s["init"]))[0]
                 genre = self.label_names_[int(self.models_.fseg.predict(s["stats"], initial=s["init"])[0])]
                 out.append(TrackPrediction(
-                    path=str(path), genre=genre,
+                    path=str(path), genre=genre, duration=feats.info["duration"],
                     probabilities={n: float(p) for n, p in zip(self.label_names_, proba)},
                     frame_times=feats.times if timeline else None,
                     frame_posteriors=s["posteriors"][0] if timeline else None))

@@ -212,11 +212,29 @@ def cmd_predict(args) -> int:
     return EXIT_OK if len(good) == len(preds) else EXIT_PARTIAL
 
 
+def cmd_serve(args) -> int:
+    from .service import ServeConfig, serve
+
+    try:
+        config = ServeConfig(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
+                             queue=args.queue, timeout_s=args.timeout)
+    except ValueError as err:
+        raise GenresegError(f"invalid limits: {err}") from None
+    serve(args.model, host=args.host, port=args.port, workers=args.workers, config=config)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 def _add_data_args(p) -> None:
     p.add_argument("data", help="dataset: a folder per label, an ISMIR 2004 collection root, or a CSV manifest")
     p.add_argument("--layout", default="auto", choices=["auto", "folders", "ismir2004", "csv"],
                    help="how DATA is organised (default: detect)")
+
+
+def _serve_defaults():
+    from .service.config import ServeConfig  # light: FastAPI loads only when `serve` runs
+
+    return ServeConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,6 +317,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--timeline", action="store_true", help="also print per-frame posteriors with time stamps")
     p.set_defaults(func=cmd_predict)
+
+    defaults = _serve_defaults()
+    p = sub.add_parser("serve", help="HTTP service and web page: drop a song, see its genre and timeline",
+                       description="Serve MODEL over HTTP with uvicorn: the page at / (drop audio files, see "
+                                   "genre, probabilities and timeline), POST /predict (multipart upload of one "
+                                   "file; JSON answer), GET /model, GET /health. Binds 127.0.0.1 (this machine "
+                                   "only) unless --host says otherwise. Each limit answers with its own status: "
+                                   "413 too large, 422 a file that cannot be analysed (or too long), 503 with "
+                                   "Retry-After when the queue is full, 504 past the timeout.")
+    p.add_argument("model", help="model directory (from 'genreseg train')")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1; 0.0.0.0 serves every network: mind who can reach it)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes, each with its own model copy and queue (default 1: one analysis "
+                        "already uses every core)")
+    p.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
+                   help=f"largest upload in MiB (default {defaults.max_upload_mb:g})")
+    p.add_argument("--max-duration", type=float, default=defaults.max_duration_s, metavar="SECONDS",
+                   help=f"longest audio analysed (default {defaults.max_duration_s:g} s)")
+    p.add_argument("--queue", type=int, default=defaults.queue,
+                   help=f"analyses admitted at once per process, the running one included (default {defaults.queue})")
+    p.add_argument("--timeout", type=float, default=defaults.timeout_s, metavar="SECONDS",
+                   help=f"per request, for the upload and for the analysis (default {defaults.timeout_s:g} s)")
+    p.set_defaults(func=cmd_serve)
 
     from .reproduce import add_reproduce_parser
     add_reproduce_parser(sub)

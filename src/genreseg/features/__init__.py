@@ -125,7 +125,8 @@ def _features(raw: np.ndarray, config: FeatureConfig, info: dict | None) -> Fram
     return FrameFeatures(data=data, channels=channel_metadata(config), config=config, info=dict(info or {}))
 
 
-def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, info: dict | None = None) -> FrameFeatures:
+def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, info: dict | None = None,
+                               max_duration: float | None = None) -> FrameFeatures:
     """Scattering frame features of an audio file, decoded and transformed as a stream.
 
     Equal to ``compute_features(load_audio(path, ...), ...)``, but the file is read,
@@ -141,6 +142,9 @@ def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, inf
         Provenance stored with the features, added to what the file tells
         (``source_path``, ``duration``, ``native_rate``, ``native_samples``, ``channels``,
         ``codec``, ``silent``).
+    max_duration : float, optional
+        Refuse a file longer than this many seconds. Checked as the audio arrives, so
+        a long file is stopped after ``max_duration`` of work, whatever its header says.
 
     Raises
     ------
@@ -150,9 +154,22 @@ def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, inf
     from ..audio import AudioStream
 
     stream = AudioStream(path, config.sample_rate, config.min_samples)
-    raw = scatter_blocks(stream, config, get_backend(config))
+    blocks = stream if max_duration is None else _at_most(stream, max_duration, config.sample_rate, path)
+    raw = scatter_blocks(blocks, config, get_backend(config))
     a = stream.info
     described = {"source_path": str(path), "duration": a.duration, "native_rate": a.native_rate,
                  "native_samples": a.native_samples, "channels": a.channels, "codec": a.codec,
                  "silent": a.silent}
     return _features(raw, config, {**described, **(info or {})})
+
+
+def _at_most(blocks, seconds: float, sample_rate: int, path):
+    """Pass ``blocks`` on until they hold more than ``seconds`` of signal, then raise AudioError."""
+    from ..errors import AudioError
+
+    limit, seen = int(seconds * sample_rate), 0
+    for block in blocks:
+        seen += len(block)
+        if seen > limit:
+            raise AudioError(path, f"too long: more than the limit of {seconds:g} s")
+        yield block
