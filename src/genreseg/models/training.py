@@ -38,6 +38,7 @@ __all__ = [
     "default_preset",
     "frame_loss",
     "frame_posteriors",
+    "iter_frame_posteriors",
     "load_state_arrays",
     "paper_preset",
     "resolve_device",
@@ -551,3 +552,35 @@ def frame_posteriors(trained: TrainedFrameModel, sequences, batch_frames: int = 
         return []
     device = next(trained.module.parameters()).device
     return _posteriors_normalized(trained.module, trained.config.kind, seqs, device, batch_frames)
+
+
+def iter_frame_posteriors(trained: TrainedFrameModel, chunks):
+    """Per-frame posteriors of one long sequence that arrives in chunks.
+
+    Parameters
+    ----------
+    trained : TrainedFrameModel
+    chunks : iterable of np.ndarray, each (T_k, D)
+        Consecutive raw frame features of one track (e.g.
+        :func:`genreseg.features.iter_features`).
+
+    Yields
+    ------
+    np.ndarray, shape (T_k, C), float32
+        Equal (to float rounding) to the rows of :func:`frame_posteriors` of the
+        concatenated track: the LSTM carries its state from chunk to chunk, so memory
+        stays at one chunk however long the track is.
+    """
+    device = next(trained.module.parameters()).device
+    state = None
+    with torch.no_grad():
+        for chunk in chunks:
+            x = trained.normalizer.transform(np.asarray(chunk, dtype=np.float32))
+            if x.ndim != 2 or x.shape[1] != trained.n_in:
+                raise ValueError(f"expected (T, {trained.n_in}) frames, got {x.shape}")
+            x = torch.from_numpy(x).to(device)
+            if trained.config.kind == "lstm":
+                logits, state = trained.module.forward_chunk(x, state)
+            else:
+                logits = trained.module(x)
+            yield torch.softmax(logits, dim=-1).cpu().numpy().astype(np.float32)

@@ -1,0 +1,351 @@
+"""Genre timelines of long recordings: where each genre starts and ends.
+
+>>> from genreseg import GenreClassifier
+>>> clf = GenreClassifier.load("model")                        # doctest: +SKIP
+>>> tl = clf.segment("dj-set.mp3", progress=True)              # doctest: +SKIP
+>>> [(s.start_s, s.end_s, s.genre, s.confidence) for s in tl.segments]  # doctest: +SKIP
+
+The frame model gives a genre posterior every hop (372 ms). :func:`decode_segments`
+turns those into segments with a duration-aware decoder: Viterbi over a hidden
+Markov model whose states are the genres, each expanded into a chain of
+``D = round(min_duration_s / hop)`` states that must be walked through before the
+genre may change (an explicit minimum duration), and whose last state prefers to
+loop on itself over moving to any one other genre by a factor
+``exp(switch_penalty)`` ("sticky" transitions). The
+frame posteriors are the emission scores (a hybrid HMM: the training genres are
+balanced, so posteriors and scaled likelihoods differ by a constant). The Viterbi
+itself is :func:`librosa.sequence.viterbi`; every path pays the same normalisation per
+frame (see :func:`transition_matrix`), so the best path maximises the summed log
+posteriors minus ``switch_penalty`` per change, under the minimum duration (tested
+against enumeration of all paths).
+
+Writers for the segments (table, CSV, JSON, JAMS, Audacity labels, PNG) live in
+:mod:`genreseg.timeline_io`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .features.config import stable_hash, strict_from_dict
+
+__all__ = ["GenreSegment", "Timeline", "TimelineConfig", "decode_segments", "file_posteriors", "frame_path", "hop_of", "runs_to_segments",
+           "transition_matrix"]
+
+#: Emission floor: log(0) would forbid a genre outright on one overconfident frame.
+POSTERIOR_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class TimelineConfig:
+    """Settings of the segment decoder.
+
+    Parameters
+    ----------
+    switch_penalty : float
+        Cost of a genre change, in nats of log-posterior: staying in a genre is
+        ``exp(switch_penalty)`` times as likely, per frame, as moving to any one
+        other genre. A change is made only where the new genre's log-posteriors
+        outweigh the old one's by more than this over the frames it covers. 0 with
+        ``min_duration_s=0`` is the raw frame argmax.
+    min_duration_s : float
+        No segment is shorter than this (except the last of a file, which the file's
+        end may cut); a blip of another genre shorter than it is absorbed into its
+        surroundings. Rounded to whole frames.
+
+    Defaults: chosen by measurement on training data (mixes of the training folds'
+    tracks decoded with posteriors of models that did not see them); the figures are
+    in ``benchmarks/segment.py`` and the README.
+    """
+
+    switch_penalty: float = 8.0
+    min_duration_s: float = 10.0
+
+    def __post_init__(self):
+        if not np.isfinite(self.switch_penalty) or self.switch_penalty < 0:
+            raise ValueError(f"switch_penalty must be a finite number >= 0, got {self.switch_penalty}")
+        if not np.isfinite(self.min_duration_s) or self.min_duration_s < 0:
+            raise ValueError(f"min_duration_s must be a finite number >= 0, got {self.min_duration_s}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TimelineConfig":
+        return strict_from_dict(cls, d, "timeline config")
+
+    @property
+    def hash(self) -> str:
+        """Stable 16-hex-digit hash of :meth:`to_dict` (sorted-key JSON, SHA-256)."""
+        return stable_hash(self.to_dict())
+
+    def replace(self, **changes) -> "TimelineConfig":
+        return dataclasses.replace(self, **changes)
+
+    def min_frames(self, hop_s: float) -> int:
+        """The minimum duration in frames of ``hop_s`` seconds (at least 1)."""
+        return max(1, int(round(self.min_duration_s / hop_s)))
+
+
+@dataclass(frozen=True)
+class GenreSegment:
+    """One stretch of a recording given to one genre.
+
+    Attributes
+    ----------
+    start_s, end_s : float
+        Boundaries in seconds from the start of the file (frame boundaries: half a
+        hop either side of the frame centres).
+    genre : str
+    confidence : float
+        Mean posterior of ``genre`` over the segment's frames, in [0, 1].
+    """
+
+    start_s: float
+    end_s: float
+    genre: str
+    confidence: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def to_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "genre": self.genre,
+                "confidence": round(self.confidence, 4)}
+
+
+@dataclass
+class Timeline:
+    """Frame posteriors of one file and the segments decoded from them.
+
+    Attributes
+    ----------
+    path : str
+    duration_s : float
+    times : np.ndarray, shape (T,)
+        Frame centres in seconds.
+    posteriors : np.ndarray, shape (T, C)
+    label_names : list of str
+    segments : list of GenreSegment
+    config : TimelineConfig
+    info : dict
+        Provenance (model, decoder config and hash, frame model kind).
+    """
+
+    path: str
+    duration_s: float
+    times: np.ndarray
+    posteriors: np.ndarray
+    label_names: list
+    segments: list
+    config: TimelineConfig = field(default_factory=TimelineConfig)
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self, frames: bool = False) -> dict:
+        """JSON-able summary; ``frames=True`` adds the per-frame posteriors."""
+        d = {"path": self.path, "duration_s": round(self.duration_s, 3), "label_names": list(self.label_names),
+             "decoder": {**self.config.to_dict(), "hash": self.config.hash}, **self.info,
+             "segments": [s.to_dict() for s in self.segments]}
+        if frames:
+            d["frames"] = {"times": np.round(self.times, 3).tolist(),
+                           "posteriors": np.round(self.posteriors, 5).tolist()}
+        return d
+
+
+# --------------------------------------------------------------------------- decoder
+def transition_matrix(n_genres: int, min_frames: int, switch_penalty: float) -> np.ndarray:
+    """Row-stochastic transitions of the expanded HMM, states ``g * min_frames + k`` and a null state.
+
+    State ``(g, k)`` means "genre g, k + 1 frames into the segment" (the last state
+    of a chain means "at least ``min_frames``"). From the last state of a chain the
+    path stays with probability ``1 / Z`` or enters the first state of each other
+    genre with ``exp(-switch_penalty) / Z`` (``Z`` normalises the row). Within a
+    chain it moves on with ``1 / Z`` too, the rest of the row going to an absorbing
+    null state (the last one) that emits nothing: so every frame pays the same
+    ``log Z``, a genre change costs exactly ``switch_penalty`` more than staying, and
+    short segments are not favoured for the frames they spend inside their chains.
+    """
+    C, D = n_genres, min_frames
+    switch = float(np.exp(-switch_penalty))
+    z = 1.0 + (C - 1) * switch
+    A = np.zeros((C * D + 1, C * D + 1))
+    for g in range(C):
+        last = g * D + D - 1
+        for k in range(D - 1):
+            A[g * D + k, g * D + k + 1] = 1.0 / z
+            A[g * D + k, -1] = 1.0 - 1.0 / z
+        for h in range(C):
+            A[last, h * D if h != g else last] = (switch if h != g else 1.0) / z
+    A[-1, -1] = 1.0
+    return A
+
+
+def frame_path(posteriors: np.ndarray, min_frames: int, switch_penalty: float) -> np.ndarray:
+    """The most likely genre of each frame under the sticky, minimum-duration HMM.
+
+    Parameters
+    ----------
+    posteriors : np.ndarray, shape (T, C)
+    min_frames : int
+        Shortest segment in frames (1: no minimum).
+    switch_penalty : float
+        See :class:`TimelineConfig`.
+
+    Returns
+    -------
+    np.ndarray of int, shape (T,)
+    """
+    import librosa
+
+    T, C = posteriors.shape
+    D = max(1, int(min_frames))
+    prob = np.clip(posteriors.T.astype(np.float64), POSTERIOR_FLOOR, 1.0)
+    # Every state of genre g's chain emits with g's posterior; the null state never emits.
+    prob = np.vstack([np.repeat(prob, D, axis=0), np.zeros((1, T))])
+    p_init = np.zeros(C * D + 1)
+    p_init[:-1:D] = 1.0 / C  # a file starts a segment
+    states = librosa.sequence.viterbi(prob, transition_matrix(C, D, switch_penalty), p_init=p_init)
+    return np.asarray(states, dtype=np.int64) // D
+
+
+def runs_to_segments(path: np.ndarray, posteriors: np.ndarray, times: np.ndarray, label_names,
+                     end_s: float) -> list:
+    """Consecutive frames of one genre, as :class:`GenreSegment` objects.
+
+    Boundaries lie halfway between the last frame of one run and the first of the
+    next; the first segment starts at 0 and the last ends at ``end_s``.
+    """
+    path = np.asarray(path)
+    starts = np.flatnonzero(np.r_[True, path[1:] != path[:-1]])
+    stops = np.r_[starts[1:], len(path)]
+    edges = np.r_[0.0, (times[starts[1:] - 1] + times[starts[1:]]) / 2, end_s]
+    return [GenreSegment(start_s=float(edges[i]), end_s=float(edges[i + 1]), genre=str(label_names[path[a]]),
+                         confidence=float(posteriors[a:b, path[a]].mean()))
+            for i, (a, b) in enumerate(zip(starts, stops))]
+
+
+def hop_of(times: np.ndarray) -> float:
+    """Seconds between frames (0 for a single frame)."""
+    return float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+
+
+def _check_inputs(posteriors, times, label_names) -> tuple[np.ndarray, np.ndarray]:
+    posteriors = np.asarray(posteriors, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    if posteriors.ndim != 2 or posteriors.shape[0] == 0:
+        raise ValueError(f"posteriors must be a non-empty (T, C) array, got shape {posteriors.shape}")
+    if times.shape != (posteriors.shape[0],):
+        raise ValueError(f"times must have shape ({posteriors.shape[0]},), got {times.shape}")
+    if posteriors.shape[1] != len(label_names):
+        raise ValueError(f"{posteriors.shape[1]} posterior columns but {len(label_names)} label names")
+    if not np.isfinite(posteriors).all() or posteriors.min() < 0 or posteriors.max() > 1 + 1e-6:
+        raise ValueError("posteriors must be finite probabilities in [0, 1]")
+    if len(times) > 1 and not (np.diff(times) > 0).all():
+        raise ValueError("times must increase strictly")
+    return posteriors, times
+
+
+def decode_segments(posteriors: np.ndarray, times: np.ndarray, label_names, config: TimelineConfig | None = None,
+                    duration_s: float | None = None) -> list:
+    """Genre segments of a recording from its frame posteriors.
+
+    Parameters
+    ----------
+    posteriors : np.ndarray, shape (T, C)
+        Per-frame genre posteriors (rows sum to 1), e.g. from the LSTM.
+    times : np.ndarray, shape (T,)
+        Frame centres in seconds, evenly spaced.
+    label_names : list of str
+        Genre of each column.
+    config : TimelineConfig, optional
+    duration_s : float, optional
+        Length of the recording (end of the last segment); default half a hop
+        after the last frame.
+
+    Returns
+    -------
+    list of GenreSegment
+        In time order, contiguous, covering ``[0, duration_s]``.
+
+    Examples
+    --------
+    >>> post = np.array([[0.9, 0.1]] * 40 + [[0.2, 0.8]] * 40)
+    >>> segs = decode_segments(post, np.arange(80) * 0.5, ["rock", "jazz"], TimelineConfig(min_duration_s=5))
+    >>> [(s.start_s, s.end_s, s.genre) for s in segs]
+    [(0.0, 19.75, 'rock'), (19.75, 39.75, 'jazz')]
+    """
+    config = config or TimelineConfig()
+    posteriors, times = _check_inputs(posteriors, times, label_names)
+    hop = hop_of(times)
+    path = frame_path(posteriors, config.min_frames(hop) if hop else 1, config.switch_penalty)
+    end = float(duration_s) if duration_s is not None else float(times[-1]) + hop / 2
+    return runs_to_segments(path, posteriors, times, label_names, end)
+
+
+# --------------------------------------------------------------------------- streaming
+def _duration_hint(path) -> float | None:
+    """The file's duration from its header, for the progress bar's total (None if unknown)."""
+    try:
+        import soundfile as sf
+
+        return float(sf.info(str(path)).duration)
+    except Exception:  # any format soundfile cannot size: the bar just has no total
+        return None
+
+
+def file_posteriors(path, frame_model, feature_config, progress: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Frame posteriors of an audio file of any length, in bounded memory.
+
+    Decoding, the scattering transform and the frame model all run window by
+    window (:class:`genreseg.audio.AudioStream`, :func:`genreseg.features.iter_features`,
+    :func:`genreseg.models.iter_frame_posteriors`); only the ``(T, C)`` posteriors
+    (160 kB an hour for 10 genres) grow with the file.
+
+    Parameters
+    ----------
+    path : str or Path
+    frame_model : genreseg.models.TrainedFrameModel
+    feature_config : FeatureConfig
+        The features the frame model was trained on.
+    progress : bool
+        A tqdm bar in seconds of audio.
+
+    Returns
+    -------
+    times : np.ndarray, shape (T,)
+    posteriors : np.ndarray, shape (T, C), float32
+    duration_s : float
+
+    Raises
+    ------
+    genreseg.errors.AudioError
+        The file cannot be used (one line naming it and the reason).
+    """
+    from tqdm.auto import tqdm
+
+    from .audio import AudioStream
+    from .errors import ModelError
+    from .features import iter_features
+    from .models import iter_frame_posteriors
+
+    stream = AudioStream(path, feature_config.sample_rate, feature_config.min_samples)
+    rate = feature_config.sample_rate
+    with tqdm(total=_duration_hint(path), unit="s", unit_scale=True, desc=str(path)[-40:], disable=not progress,
+              leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]") as bar:
+        def blocks():
+            for block in stream:
+                bar.update(len(block) / rate)
+                yield block
+
+        try:
+            chunks = list(iter_frame_posteriors(frame_model, iter_features(blocks(), feature_config)))
+        except ValueError as err:  # a frame model of other features than its config says
+            raise ModelError(f"{path}: {err}") from None
+    posteriors = np.concatenate(chunks, axis=0)
+    times = np.arange(len(posteriors)) * feature_config.hop_seconds
+    return times, posteriors, float(stream.info.duration)
