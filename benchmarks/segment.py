@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -50,9 +51,19 @@ REPO = Path(__file__).resolve().parents[1]
 GTZAN = REPO.parent / "shared" / "data" / "gtzan_mini"
 PENALTIES = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 MIN_DURATIONS = (0.0, 5.0, 10.0, 15.0, 20.0)
+LSTM_WINDOWS = (0.0, 1.5, 3.0, 6.0)  # seconds; 0 = one pass over the whole mix
 VOTE_SECONDS = 10.0
 WINDOW_S = 3.0
-METHODS = ("argmax (LSTM)", "10-s vote (LSTM)", "decoder (DNN)", "decoder (LSTM)")
+#: method -> (posteriors, how they are turned into segments); "tuned" = the decoder settings tuned on
+#: the training folds, "one pass" = the LSTM over the whole mix as one sequence (predict --timeline's).
+METHODS = {
+    "argmax (LSTM, one pass)": ("lstm-0", "argmax"),
+    "argmax (LSTM, windowed)": ("lstm-w", "argmax"),
+    "10-s vote (LSTM, windowed)": ("lstm-w", "vote"),
+    "decoder (DNN)": ("dnn", "decoder"),
+    "decoder (LSTM, one pass)": ("lstm-0", "decoder"),
+    "decoder (LSTM, windowed)": ("lstm-w", "decoder"),
+}
 
 
 # --------------------------------------------------------------------------- mixes
@@ -121,12 +132,12 @@ def vote_path(post: np.ndarray, frames: int) -> np.ndarray:
     return (c[hi] - c[lo]).argmax(axis=1)
 
 
-def segments_of(method: str, post, times, label_names, duration, config):
+def segments_of(how: str, post, times, label_names, duration, config):
     from genreseg.timeline import TimelineConfig, decode_segments, hop_of, runs_to_segments
 
-    if method.startswith("argmax"):
+    if how == "argmax":
         return decode_segments(post, times, label_names, TimelineConfig(0.0, 0.0), duration)
-    if method.startswith("10-s vote"):
+    if how == "vote":
         path = vote_path(post, int(round(VOTE_SECONDS / hop_of(times))))
         return runs_to_segments(path, post, times, label_names, duration)
     return decode_segments(post, times, label_names, config, duration)
@@ -169,16 +180,26 @@ def train_models(features, idx, seed: int) -> dict:
             for kind in ("dnn", "lstm")}
 
 
-def mix_posteriors(mix: Mix, models: dict, feature_config) -> tuple[np.ndarray, dict]:
-    """Frame times and each model's posteriors of a mix file (features streamed once)."""
+def mix_posteriors(mix: Mix, models: dict, feature_config, lstm_windows) -> tuple[np.ndarray, dict]:
+    """Frame times and posteriors of a mix file (features streamed once): ``"dnn"`` and
+    ``"lstm-<window_s>"`` for each LSTM window, as ``GenreClassifier.segment`` computes them."""
     from genreseg.audio import AudioStream
     from genreseg.features import iter_features
-    from genreseg.models import frame_posteriors
+    from genreseg.models import iter_frame_posteriors
+    from genreseg.timeline import TimelineConfig
 
     stream = AudioStream(mix.path, feature_config.sample_rate, feature_config.min_samples)
     feats = np.concatenate(list(iter_features(stream, feature_config)), axis=0)
     times = np.arange(len(feats)) * feature_config.hop_seconds
-    return times, {kind: frame_posteriors(m, [feats])[0] for kind, m in models.items()}
+    chunks = [feats[a:a + feature_config.window_frames] for a in range(0, len(feats), feature_config.window_frames)]
+
+    def post(model, window_s):
+        frames = TimelineConfig(lstm_window_s=window_s).window_frames(feature_config.hop_seconds)
+        return np.concatenate(list(iter_frame_posteriors(model, chunks, frames)))
+
+    out = {"dnn": post(models["dnn"], 0.0)}
+    out.update({f"lstm-{w:g}": post(models["lstm"], w) for w in lstm_windows})
+    return times, out
 
 
 def seg_acc(model, features, idx) -> float:
@@ -198,25 +219,30 @@ def tune(features, rows, train_idx, seed: int, work: Path, n_mixes: int, minutes
     inner = kfold_splits([_Track(rows[i]) for i in train_idx], 4, seed)[0]
     fit_idx, val_idx = [train_idx[i] for i in inner[0]], [train_idx[i] for i in inner[1]]
     models = train_models(features, fit_idx, seed)
-    totals: dict = {}
+    grid: dict = {}  # (kind, window, penalty, duration) -> accuracy + F of each tuning mix
     for m in range(n_mixes):
         mix = build_mix([rows[i] for i in val_idx], minutes, np.random.default_rng([seed, m, 99]),
                         work / f"tune-{m}.wav", features.config.sample_rate)
-        times, post = mix_posteriors(mix, models, features.config)
-        for kind, p in post.items():
+        times, post = mix_posteriors(mix, models, features.config, LSTM_WINDOWS)
+        for key, p in post.items():
+            kind, window = ("dnn", 0.0) if key == "dnn" else ("lstm", float(key.split("-")[1]))
             for pen in PENALTIES:
                 for dur in MIN_DURATIONS:
-                    config = TimelineConfig(pen, dur)
+                    config = TimelineConfig(pen, dur, window)
                     s = score(segments_of("decoder", p, times, features.label_names, mix.duration_s, config), mix)
-                    totals.setdefault(kind, {}).setdefault((pen, dur), []).append(s["accuracy"] + s["boundary_f"])
+                    grid.setdefault((kind, window, pen, dur), []).append(s["accuracy"] + s["boundary_f"])
         mix.path.unlink()
-    best = {}
-    for kind, grid in totals.items():
-        (pen, dur), val = max(grid.items(), key=lambda kv: np.mean(kv[1]))
-        best[kind] = TimelineConfig(pen, dur)
-        log(f"  tuned {kind}: switch_penalty={pen}, min_duration_s={dur} (acc+F {np.mean(val):.3f}); "
-            f"grid: " + ", ".join(f"{k[0]:g}/{k[1]:g}:{np.mean(v):.2f}" for k, v in grid.items()))
-    return best
+    log("  tuning grid (kind/window/penalty/min duration: accuracy + F): " + ", ".join(
+        f"{k[0]}/{k[1]:g}/{k[2]:g}/{k[3]:g}:{np.mean(v):.3f}" for k, v in grid.items()))
+
+    def best(select):
+        key = max((k for k in grid if select(k)), key=lambda k: np.mean(grid[k]))
+        return TimelineConfig(switch_penalty=key[2], min_duration_s=key[3], lstm_window_s=key[1])
+
+    tuned = {"dnn": best(lambda k: k[0] == "dnn"), "lstm-w": best(lambda k: k[0] == "lstm"),
+             "lstm-0": best(lambda k: k[0] == "lstm" and k[1] == 0)}
+    log("  tuned: " + "; ".join(f"{k}: {c.to_dict()}" for k, c in tuned.items()))
+    return tuned
 
 
 # --------------------------------------------------------------------------- timing
@@ -242,14 +268,17 @@ def time_child(model_dir: str, mix_path: str, config_json: str, feature_json: st
                                          device="cpu")
     feature_config = FeatureConfig.from_dict(json.loads(feature_json))
     t1 = time.perf_counter()
-    times, post, duration = file_posteriors(mix_path, model, feature_config)
+    config = TimelineConfig.from_dict(json.loads(config_json))
+    times, post, duration = file_posteriors(mix_path, model, feature_config,
+                                            window_frames=config.window_frames(feature_config.hop_seconds))
     t2 = time.perf_counter()
-    segs = decode_segments(post, times, [str(i) for i in range(post.shape[1])],
-                           TimelineConfig.from_dict(json.loads(config_json)), duration)
+    segs = decode_segments(post, times, [str(i) for i in range(post.shape[1])], config, duration)
     t3 = time.perf_counter()
+    use = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"duration_s": duration, "setup_s": t1 - t0, "posteriors_s": t2 - t1, "decode_s": t3 - t2,
                       "total_s": t3 - t0, "x_real_time": duration / (t3 - t0), "segments": len(segs),
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "cpu_s": use.ru_utime + use.ru_stime, "peak_rss_mb": use.ru_maxrss / 1024,
+                      "load_average": os.getloadavg()[0]}))
 
 
 def time_segment(model, mix: Mix, config, feature_config, work: Path) -> dict:
@@ -284,9 +313,12 @@ def report(results: list, timings: list) -> str:
                          f"{mean_std([r['seg_acc'][kind] for r in rs])} | | | | |")
     if timings:
         lines += ["\n### GenreClassifier.segment path on the 60-minute mixes (fresh process, LSTM)\n",
-                  "| x real time | total s | setup s | posteriors s | decode s | peak RSS MB |",
-                  "| --- | --- | --- | --- | --- | --- |",
-                  f"| {mean_std([t['x_real_time'] for t in timings])} | {mean_std([t['total_s'] for t in timings])} | "
+                  "| x real time (wall) | x real time per CPU second | load average | total s | setup s | "
+                  "posteriors s | decode s | peak RSS MB |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |",
+                  f"| {mean_std([t['x_real_time'] for t in timings])} | "
+                  f"{mean_std([t['duration_s'] / t['cpu_s'] for t in timings])} | "
+                  f"{mean_std([t['load_average'] for t in timings])} | {mean_std([t['total_s'] for t in timings])} | "
                   f"{mean_std([t['setup_s'] for t in timings])} | {mean_std([t['posteriors_s'] for t in timings])} | "
                   f"{mean_std([t['decode_s'] for t in timings])} | {mean_std([t['peak_rss_mb'] for t in timings])} |"]
     return "\n".join(lines)
@@ -304,7 +336,8 @@ def main(argv=None) -> int:
     ap.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="outer folds to run (of 5)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="mix seeds per fold")
     ap.add_argument("--minutes", type=float, nargs="+", default=[10.0, 60.0], help="mix lengths")
-    ap.add_argument("--tune-mixes", type=int, default=2, help="10-minute tuning mixes per fold")
+    ap.add_argument("--tune-mixes", type=int, default=2, help="tuning mixes per fold")
+    ap.add_argument("--tune-minutes", type=float, default=10.0, help="length of the tuning mixes")
     ap.add_argument("--no-timing", action="store_true", help="skip the fresh-process timing of 60-minute mixes")
     ap.add_argument("--out", default="segment-bench.json", help="JSON with every figure")
     args = ap.parse_args(argv)
@@ -335,7 +368,7 @@ def main(argv=None) -> int:
     for fold in args.folds:
         train_idx, test_idx = (list(map(int, x)) for x in folds[fold])
         log(f"fold {fold}: tuning on training folds")
-        tuned = tune(features, rows, train_idx, fold, work, args.tune_mixes, 10.0, log)
+        tuned = tune(features, rows, train_idx, fold, work, args.tune_mixes, args.tune_minutes, log)
         log(f"fold {fold}: training on {len(train_idx)} tracks")
         models = train_models(features, train_idx, 0)
         accs = {kind: seg_acc(m, features, test_idx) for kind, m in models.items()}
@@ -343,11 +376,11 @@ def main(argv=None) -> int:
             for minutes in args.minutes:
                 mix = build_mix([rows[i] for i in test_idx], minutes, np.random.default_rng([fold, seed, int(minutes)]),
                                 work / f"mix-{fold}-{seed}-{minutes:g}.wav", features.config.sample_rate)
-                times, post = mix_posteriors(mix, models, features.config)
+                times, post = mix_posteriors(mix, models, features.config, {0.0, tuned["lstm-w"].lstm_window_s})
+                post["lstm-w"] = post[f"lstm-{tuned['lstm-w'].lstm_window_s:g}"]
                 scores = {}
-                for method in METHODS:
-                    kind = "dnn" if "DNN" in method else "lstm"
-                    segs = segments_of(method, post[kind], times, features.label_names, mix.duration_s, tuned[kind])
+                for method, (key, how) in METHODS.items():
+                    segs = segments_of(how, post[key], times, features.label_names, mix.duration_s, tuned[key])
                     scores[method] = score(segs, mix)
                 results.append({"fold": fold, "seed": seed, "minutes": minutes, "seg_acc": accs, "scores": scores,
                                 "true_segments": len(mix.genres),
@@ -356,7 +389,7 @@ def main(argv=None) -> int:
                     f"{m} acc {s['accuracy']:.3f} F {s['boundary_f']:.3f} n {s['count_ratio']:.2f}"
                     for m, s in scores.items()) + f"; Seg_acc {accs}")
                 if minutes >= 60 and not args.no_timing:
-                    t = time_segment(models["lstm"], mix, tuned["lstm"], features.config, work)
+                    t = time_segment(models["lstm"], mix, tuned["lstm-w"], features.config, work)
                     timings.append(t)
                     log(f"  timing: {t}")
                 mix.path.unlink()

@@ -104,6 +104,22 @@ def test_viterbi_matches_brute_force(D, penalty, seed):
     assert np.array_equal(frame_path(post, D, penalty), _brute_force(post, D, penalty))
 
 
+@pytest.mark.parametrize("D, penalty, seed", [(1, 0.0, 0), (1, 3.0, 1), (4, 1.0, 2), (7, 0.0, 3), (7, 4.0, 4),
+                                              (30, 2.0, 5)])
+def test_viterbi_matches_librosa_on_the_expanded_hmm(D, penalty, seed):
+    import librosa
+
+    post = np.random.default_rng(seed).dirichlet([0.5] * 4, size=90)
+    prob = np.vstack([np.repeat(np.clip(post.T, 1e-6, 1), D, axis=0), np.zeros((1, 90))])
+    p_init = np.zeros(4 * D + 1)
+    p_init[:-1:D] = 0.25
+    states = librosa.sequence.viterbi(prob, transition_matrix(4, D, penalty), p_init=p_init)
+    expected = np.asarray(states) // D
+    got = frame_path(post, D, penalty)
+    assert np.array_equal(got, expected)
+    assert len(np.flatnonzero(np.diff(got))) > 0  # not a trivial one-genre path
+
+
 def test_transition_matrix_is_stochastic_with_the_stated_ratio():
     A = transition_matrix(3, 4, 2.0)
     assert A.shape == (13, 13) and np.allclose(A.sum(1), 1)
@@ -176,7 +192,7 @@ def test_jams_validates_and_round_trips(timeline, tmp_path):
     obs = [(o.time, o.duration, o.value) for o in ann.data]
     assert obs == [(0.0, 14.75, "blues"), (14.75, 25.0, "rock"), (39.75, pytest.approx(10.35), "jazz")]
     assert back.file_metadata.duration == 50.1
-    assert ann.sandbox["decoder"] == {"switch_penalty": 8.0, "min_duration_s": 5.0}
+    assert ann.sandbox["decoder"] == {"switch_penalty": 8.0, "min_duration_s": 5.0, "lstm_window_s": 3.0}
 
 
 def test_audacity_file_loads_as_three_columns(timeline, tmp_path):
@@ -274,3 +290,24 @@ def test_cli_segment_outputs_and_bad_files(fitted, mix_path, tmp_path, capsys):
     assert jam.annotations[0].sandbox["decoder"]["min_duration_s"] == 20.0
     assert main(["segment", str(tmp_path / "model"), str(path), str(path), "--format", "jams"]) == 2
     assert "give --out DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("W, chunk", [(8, 13), (8, 104), (5, 3), (60, 17)])
+def test_windowed_lstm_posteriors_follow_their_definition(W, chunk):
+    from genreseg.models import default_preset, frame_posteriors, iter_frame_posteriors, train_frame_model
+
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(30, 4)).astype(np.float32) for _ in range(4)]
+    model = train_frame_model(seqs, [0, 1, 2, 1], 3, default_preset("lstm", (6,)).replace(epochs=1, device="cpu"),
+                              progress=False)
+    x = rng.normal(size=(47, 4)).astype(np.float32)
+    got = np.concatenate(list(iter_frame_posteriors(model, (x[a:a + chunk] for a in range(0, 47, chunk)), W)))
+    H = W // 2
+    expected = np.empty_like(got)
+    for f in range(47):  # the latest window start k*H with at least W - H frames before f, or 0
+        start = max(0, (f - (W - H)) // H * H)
+        expected[f] = frame_posteriors(model, [x[start:start + W]])[0][f - start]
+    assert got.shape == (47, 3)
+    assert np.allclose(got, expected, atol=1e-6)
+    # a window longer than the sequence is the one-pass LSTM; shorter ones are not
+    assert np.allclose(got, frame_posteriors(model, [x])[0], atol=1e-6) == (W >= 47)

@@ -247,7 +247,8 @@ class GenreClassifier:
 
         self._check_fitted()
         config = config or TimelineConfig()
-        times, post, duration = file_posteriors(path, self.models_.frame_model, self.feature_config_, progress)
+        times, post, duration = file_posteriors(path, self.models_.frame_model, self.feature_config_, progress,
+                                                config.window_frames(self.feature_config_.hop_seconds))
         return Timeline(path=str(path), duration_s=duration, times=times, posteriors=post,
                         label_names=list(self.label_names_),
                         segments=decode_segments(post, times, self.label_names_, config, duration),

@@ -13,11 +13,12 @@ genre may change (an explicit minimum duration), and whose last state prefers to
 loop on itself over moving to any one other genre by a factor
 ``exp(switch_penalty)`` ("sticky" transitions). The
 frame posteriors are the emission scores (a hybrid HMM: the training genres are
-balanced, so posteriors and scaled likelihoods differ by a constant). The Viterbi
-itself is :func:`librosa.sequence.viterbi`; every path pays the same normalisation per
-frame (see :func:`transition_matrix`), so the best path maximises the summed log
-posteriors minus ``switch_penalty`` per change, under the minimum duration (tested
-against enumeration of all paths).
+balanced, so posteriors and scaled likelihoods differ by a constant). Every path pays
+the same normalisation per frame (see :func:`transition_matrix`), so the best path
+maximises the summed log posteriors minus ``switch_penalty`` per change under the
+minimum duration; :func:`frame_path` finds it with a segment-level Viterbi, tested
+against :func:`librosa.sequence.viterbi` on the expanded HMM and against
+enumeration of all paths.
 
 Writers for the segments (table, CSV, JSON, JAMS, Audacity labels, PNG) live in
 :mod:`genreseg.timeline_io`.
@@ -55,6 +56,13 @@ class TimelineConfig:
         No segment is shorter than this (except the last of a file, which the file's
         end may cut); a blip of another genre shorter than it is absorbed into its
         surroundings. Rounded to whole frames.
+    lstm_window_s : float
+        How far back an LSTM frame model looks: it restarts every half window on a
+        window of this length, and each frame's posterior comes from a window that
+        saw at least half of it before the frame (:func:`genreseg.models.iter_frame_posteriors`).
+        0 runs it over the whole recording as one sequence, as ``predict`` does for
+        a track; an LSTM trained on single-genre tracks then lingers in the old
+        genre for many seconds after a change. Ignored by DNN frame models.
 
     Defaults: chosen by measurement on training data (mixes of the training folds'
     tracks decoded with posteriors of models that did not see them); the figures are
@@ -63,12 +71,15 @@ class TimelineConfig:
 
     switch_penalty: float = 8.0
     min_duration_s: float = 10.0
+    lstm_window_s: float = 3.0
 
     def __post_init__(self):
         if not np.isfinite(self.switch_penalty) or self.switch_penalty < 0:
             raise ValueError(f"switch_penalty must be a finite number >= 0, got {self.switch_penalty}")
         if not np.isfinite(self.min_duration_s) or self.min_duration_s < 0:
             raise ValueError(f"min_duration_s must be a finite number >= 0, got {self.min_duration_s}")
+        if not np.isfinite(self.lstm_window_s) or self.lstm_window_s < 0:
+            raise ValueError(f"lstm_window_s must be a finite number >= 0, got {self.lstm_window_s}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -88,6 +99,10 @@ class TimelineConfig:
     def min_frames(self, hop_s: float) -> int:
         """The minimum duration in frames of ``hop_s`` seconds (at least 1)."""
         return max(1, int(round(self.min_duration_s / hop_s)))
+
+    def window_frames(self, hop_s: float) -> int:
+        """The LSTM window in frames of ``hop_s`` seconds (0: the whole recording; else at least 2)."""
+        return 0 if self.lstm_window_s == 0 else max(2, int(round(self.lstm_window_s / hop_s)))
 
 
 @dataclass(frozen=True)
@@ -187,6 +202,14 @@ def transition_matrix(n_genres: int, min_frames: int, switch_penalty: float) -> 
 def frame_path(posteriors: np.ndarray, min_frames: int, switch_penalty: float) -> np.ndarray:
     """The most likely genre of each frame under the sticky, minimum-duration HMM.
 
+    The HMM is the one of :func:`transition_matrix`. Its best path maximises the
+    summed log posteriors minus ``switch_penalty`` per genre change, every segment
+    but the last at least ``min_frames`` long; this computes it directly as a
+    segment-level dynamic programme in O(T·C²) time and O(T·C) memory. (Feeding the
+    expanded ``C·D``-state HMM to :func:`librosa.sequence.viterbi` gives the same
+    path, tested, at O(T·(C·D)²) time and a ~120 MB numba/librosa import, a fifth of
+    the memory budget of a 60-minute file.)
+
     Parameters
     ----------
     posteriors : np.ndarray, shape (T, C)
@@ -199,17 +222,57 @@ def frame_path(posteriors: np.ndarray, min_frames: int, switch_penalty: float) -
     -------
     np.ndarray of int, shape (T,)
     """
-    import librosa
-
     T, C = posteriors.shape
     D = max(1, int(min_frames))
-    prob = np.clip(posteriors.T.astype(np.float64), POSTERIOR_FLOOR, 1.0)
-    # Every state of genre g's chain emits with g's posterior; the null state never emits.
-    prob = np.vstack([np.repeat(prob, D, axis=0), np.zeros((1, T))])
-    p_init = np.zeros(C * D + 1)
-    p_init[:-1:D] = 1.0 / C  # a file starts a segment
-    states = librosa.sequence.viterbi(prob, transition_matrix(C, D, switch_penalty), p_init=p_init)
-    return np.asarray(states, dtype=np.int64) // D
+    logp = np.log(np.clip(posteriors.astype(np.float64), POSTERIOR_FLOOR, 1.0))
+    cum = np.vstack([np.zeros((1, C)), np.cumsum(logp, axis=0)])  # cum[t] = sum of frames < t
+    other = ~np.eye(C, dtype=bool)
+    # best[t, g]: best score of frames 0..t with frame t in a run of g at least D long;
+    # came[t, g]: -1 = the run went on from t - 1, else the genre before a run that
+    # started at t - D + 1 (C = the file's start).
+    best = np.full((T, C), -np.inf)
+    came = np.full((T, C), -1, dtype=np.int16)
+
+    def entry(a):
+        """Best score before a run starting at frame a, per genre of that run, and the genre before it."""
+        if a == 0:
+            return np.zeros(C), np.full(C, C)
+        prev = np.where(other, best[a - 1][:, None], -np.inf)  # prev[h, g]: from h into g != h
+        h = prev.argmax(axis=0)
+        return prev[h, np.arange(C)] - switch_penalty, h
+
+    for t in range(D - 1, T):
+        a = t - D + 1
+        enter, h = entry(a)
+        fresh = enter + cum[t + 1] - cum[a]
+        stay = best[t - 1] + logp[t] if t >= D else np.full(C, -np.inf)
+        take = fresh > stay
+        best[t] = np.where(take, fresh, stay)
+        came[t] = np.where(take, h, -1)
+    # The last run may be shorter than D: it can start anywhere in the last D frames.
+    end_score, end_start, end_genre = -np.inf, None, None
+    if T >= D and best[T - 1].max() > end_score:
+        end_score, end_start, end_genre = best[T - 1].max(), None, int(best[T - 1].argmax())
+    for a in range(max(0, T - D + 1), T):
+        enter, h = entry(a)
+        score = enter + cum[T] - cum[a]
+        g = int(score.argmax())
+        if score[g] > end_score:
+            end_score, end_start, end_genre, end_prev = score[g], a, g, int(h[g])
+    path = np.empty(T, dtype=np.int64)
+    t, g = T - 1, end_genre
+    if end_start is not None:  # a short last run
+        path[end_start:] = g
+        t, g = end_start - 1, end_prev
+    while t >= 0:
+        if came[t, g] == -1:
+            path[t] = g
+            t -= 1
+        else:
+            a = t - D + 1
+            path[a:t + 1] = g
+            t, g = a - 1, int(came[t, g])
+    return path
 
 
 def runs_to_segments(path: np.ndarray, posteriors: np.ndarray, times: np.ndarray, label_names,
@@ -297,7 +360,7 @@ def _duration_hint(path) -> float | None:
         return None
 
 
-def file_posteriors(path, frame_model, feature_config, progress: bool = False
+def file_posteriors(path, frame_model, feature_config, progress: bool = False, window_frames: int = 0
                     ) -> tuple[np.ndarray, np.ndarray, float]:
     """Frame posteriors of an audio file of any length, in bounded memory.
 
@@ -314,6 +377,8 @@ def file_posteriors(path, frame_model, feature_config, progress: bool = False
         The features the frame model was trained on.
     progress : bool
         A tqdm bar in seconds of audio.
+    window_frames : int
+        LSTM context (:meth:`TimelineConfig.window_frames`; 0: the whole file).
 
     Returns
     -------
@@ -335,15 +400,19 @@ def file_posteriors(path, frame_model, feature_config, progress: bool = False
 
     stream = AudioStream(path, feature_config.sample_rate, feature_config.min_samples)
     rate = feature_config.sample_rate
-    with tqdm(total=_duration_hint(path), unit="s", unit_scale=True, desc=str(path)[-40:], disable=not progress,
-              leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]") as bar:
+    hint = _duration_hint(path)
+    # Counted in samples (exact), shown in seconds of audio.
+    with tqdm(total=round(hint * rate) if hint else None, unit_scale=1 / rate, desc=str(path)[-40:],
+              disable=not progress, leave=False,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]") as bar:
         def blocks():
             for block in stream:
-                bar.update(len(block) / rate)
+                bar.update(min(len(block), bar.total - bar.n) if bar.total else len(block))
                 yield block
 
         try:
-            chunks = list(iter_frame_posteriors(frame_model, iter_features(blocks(), feature_config)))
+            chunks = list(iter_frame_posteriors(frame_model, iter_features(blocks(), feature_config),
+                                                window_frames))
         except ValueError as err:  # a frame model of other features than its config says
             raise ModelError(f"{path}: {err}") from None
     posteriors = np.concatenate(chunks, axis=0)
