@@ -192,7 +192,7 @@ def test_jams_validates_and_round_trips(timeline, tmp_path):
     obs = [(o.time, o.duration, o.value) for o in ann.data]
     assert obs == [(0.0, 14.75, "blues"), (14.75, 25.0, "rock"), (39.75, pytest.approx(10.35), "jazz")]
     assert back.file_metadata.duration == 50.1
-    assert ann.sandbox["decoder"] == {"switch_penalty": 8.0, "min_duration_s": 5.0, "lstm_window_s": 3.0}
+    assert ann.sandbox["decoder"] == {"switch_penalty": 8.0, "min_duration_s": 5.0, "lstm_window_s": 1.5}
 
 
 def test_audacity_file_loads_as_three_columns(timeline, tmp_path):
@@ -262,7 +262,8 @@ def test_segment_a_real_mix(fitted, mix_path):
     assert tl.duration_s == pytest.approx(duration) and tl.posteriors.shape == (len(tl.times), 10)
     # streamed (features window by window) equals the same computation on the whole file's features
     feats = compute_features_from_file(path, fitted.feature_config_).data
-    windowed = np.concatenate(list(iter_frame_posteriors(fitted.models_.frame_model, [feats], 8)))
+    frames = TimelineConfig().window_frames(fitted.feature_config_.hop_seconds)
+    windowed = np.concatenate(list(iter_frame_posteriors(fitted.models_.frame_model, [feats], frames)))
     assert np.allclose(tl.posteriors, windowed, atol=1e-5)
     # ... and with lstm_window_s=0 it is the one-pass LSTM of predict_files
     one_pass = fitted.segment(path, TimelineConfig(lstm_window_s=0))
