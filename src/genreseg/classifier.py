@@ -224,6 +224,40 @@ class GenreClassifier:
                 out.append(TrackPrediction(path=str(path), error=str(err)))
         return out
 
+    def segment(self, path, config=None, progress: bool = False):
+        """Genre timeline of one recording of any length (DJ mix, radio, concert).
+
+        Parameters
+        ----------
+        path : str or Path
+            An audio file; decoded, transformed and classified as a stream (bounded
+            memory, however long).
+        config : genreseg.timeline.TimelineConfig, optional
+            Decoder settings (switch penalty, minimum segment duration).
+        progress : bool
+            A progress bar in seconds of audio.
+
+        Returns
+        -------
+        genreseg.timeline.Timeline
+            Frame times and posteriors, and the decoded segments.
+
+        Raises
+        ------
+        genreseg.errors.AudioError
+            The file cannot be used (one line naming it and the reason).
+        """
+        from .timeline import Timeline, TimelineConfig, decode_segments, file_posteriors
+
+        self._check_fitted()
+        config = config or TimelineConfig()
+        times, post, duration = file_posteriors(path, self.models_.frame_model, self.feature_config_, progress,
+                                                config.window_frames(self.feature_config_.hop_seconds))
+        return Timeline(path=str(path), duration_s=duration, times=times, posteriors=post,
+                        label_names=list(self.label_names_),
+                        segments=decode_segments(post, times, self.label_names_, config, duration),
+                        config=config, info={"frame_model": self.frame_config.kind})
+
     # ------------------------------------------------------------------ persistence
     def save(self, directory) -> Path:
         """Write the model directory (atomic per file; weights first, then model.json)."""

@@ -224,6 +224,64 @@ def cmd_serve(args) -> int:
     return EXIT_OK
 
 
+def _output_stem(path: Path, used: set) -> str:
+    """A file name stem for ``path``'s outputs, unique among ``used`` (same-named inputs get -2, -3...)."""
+    stem, n = path.stem, 2
+    while stem in used:
+        stem, n = f"{path.stem}-{n}", n + 1
+    used.add(stem)
+    return stem
+
+
+def cmd_segment(args) -> int:
+    from .classifier import GenreClassifier
+    from .store import atomic_write_bytes
+    from .timeline import TimelineConfig
+    from .timeline_io import FORMATS, FORMATTERS, plot_timeline
+
+    paths = _expand_inputs(args.inputs)
+    if not paths:
+        print("genreseg segment: no files found", file=sys.stderr)
+        return EXIT_ERROR
+    out = Path(args.out) if args.out else None
+    if args.plot and out is None:
+        print("genreseg segment: --plot writes PNG files: give --out DIR", file=sys.stderr)
+        return EXIT_ERROR
+    if out is None and args.format in ("jams", "audacity") and len(paths) > 1:
+        print(f"genreseg segment: --format {args.format} describes one file: give --out DIR for "
+              f"{len(paths)} files", file=sys.stderr)
+        return EXIT_ERROR
+    given = {"switch_penalty": args.switch_penalty, "min_duration_s": args.min_duration}
+    config = TimelineConfig(**{k: v for k, v in given.items() if v is not None})
+    clf = GenreClassifier.load(args.model)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    fmt, used, failed, done = FORMATTERS[args.format], set(), [], []
+    for i, path in enumerate(paths):
+        try:
+            tl = clf.segment(path, config, progress=not args.quiet)
+        except GenresegError as err:
+            failed.append((path, str(err)))
+            continue
+        done.append(tl)
+        if out is not None:  # each file's outputs are written as soon as it is done
+            stem = _output_stem(path, used)
+            atomic_write_bytes(out / (stem + FORMATS[args.format]), fmt([tl]).encode())
+            if args.plot:
+                plot_timeline(tl, out / (stem + ".png"))
+            print(f"{path}: {len(tl.segments)} segments -> {out / stem}{FORMATS[args.format]}", file=sys.stderr)
+        elif args.format == "csv":
+            text = fmt([tl])
+            sys.stdout.write(text if len(done) == 1 else text.split("\n", 1)[1])  # one header
+        elif args.format != "json":
+            sys.stdout.write(fmt([tl]))
+        sys.stdout.flush()
+    if out is None and args.format == "json":
+        sys.stdout.write(fmt(done))
+    _print_failures(failed)
+    return EXIT_OK if not failed else EXIT_PARTIAL
+
+
 # ---------------------------------------------------------------------- parser
 def _add_data_args(p) -> None:
     p.add_argument("data", help="dataset: a folder per label, an ISMIR 2004 collection root, or a CSV manifest")
@@ -342,6 +400,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=defaults.timeout_s, metavar="SECONDS",
                    help=f"per request, for the upload and for the analysis (default {defaults.timeout_s:g} s)")
     p.set_defaults(func=cmd_serve)
+
+    from .timeline import TimelineConfig
+
+    p = sub.add_parser("segment", help="genre timeline of long recordings: where each genre starts and ends",
+                       description="Split each recording (a DJ mix, a radio day, a concert, a playlist in one "
+                                   "file) into genre segments: the frame model's genre posteriors (one every "
+                                   "372 ms, computed as a stream, so any length runs in bounded memory) are "
+                                   "decoded by Viterbi with a switch penalty and a minimum segment duration. "
+                                   "Folders are searched recursively. Files that cannot be read are listed at "
+                                   "the end; the exit code is then 1.",
+                       epilog="Formats: table (readable), csv (path,start_s,end_s,genre,confidence), json, "
+                              "jams (MIR annotation standard, namespace segment_open), audacity (label track: "
+                              "File > Import > Labels). With --out DIR every file gets DIR/<name>.<ext> "
+                              "(.txt .csv .json .jams .labels.txt), plus <name>.png with --plot.")
+    p.add_argument("model", help="model directory (from 'genreseg train')")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("--format", choices=["table", "csv", "json", "jams", "audacity"], default="table",
+                   help="output format (default table)")
+    p.add_argument("--out", metavar="DIR", help="write one output file per recording into DIR instead of stdout")
+    p.add_argument("--plot", action="store_true",
+                   help="also draw DIR/<name>.png: genre bands above the stacked posteriors (needs --out)")
+    p.add_argument("--switch-penalty", type=float, metavar="NATS",
+                   help=f"cost of a genre change in nats of log-posterior; higher gives fewer segments "
+                        f"(default {TimelineConfig.switch_penalty:g}, chosen on training mixes)")
+    p.add_argument("--min-duration", type=float, metavar="SECONDS",
+                   help=f"shortest segment; shorter blips are absorbed "
+                        f"(default {TimelineConfig.min_duration_s:g}, chosen on training mixes)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_segment)
 
     from .reproduce import add_reproduce_parser
     add_reproduce_parser(sub)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .backends import get_backend, raw_channel_meta
 from .config import DEFAULT_CONFIG, FeatureConfig
-from .framing import n_frames, postprocess, scatter_blocks, scatter_windows, select_channels
+from .framing import iter_scatter_blocks, n_frames, postprocess, scatter_windows, select_channels
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -27,6 +27,7 @@ __all__ = [
     "compute_features",
     "compute_features_from_file",
     "compute_raw",
+    "iter_features",
     "n_frames",
 ]
 
@@ -131,7 +132,7 @@ def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, inf
 
     Equal to ``compute_features(load_audio(path, ...), ...)``, but the file is read,
     resampled and transformed window by window (:class:`genreseg.audio.AudioStream`,
-    :func:`genreseg.features.framing.scatter_blocks`), so memory does not grow with
+    :func:`iter_features`), so memory does not grow with
     the file's length: a 1-hour file never exists in memory as a whole signal.
 
     Parameters
@@ -155,12 +156,13 @@ def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, inf
 
     stream = AudioStream(path, config.sample_rate, config.min_samples)
     blocks = stream if max_duration is None else _at_most(stream, max_duration, config.sample_rate, path)
-    raw = scatter_blocks(blocks, config, get_backend(config))
+    data = np.concatenate(list(iter_features(blocks, config)), axis=0)
     a = stream.info
     described = {"source_path": str(path), "duration": a.duration, "native_rate": a.native_rate,
                  "native_samples": a.native_samples, "channels": a.channels, "codec": a.codec,
                  "silent": a.silent}
-    return _features(raw, config, {**described, **(info or {})})
+    return FrameFeatures(data=data, channels=channel_metadata(config), config=config,
+                         info={**described, **(info or {})})
 
 
 def _at_most(blocks, seconds: float, sample_rate: int, path):
@@ -173,3 +175,26 @@ def _at_most(blocks, seconds: float, sample_rate: int, path):
         if seen > limit:
             raise AudioError(path, f"too long: more than the limit of {seconds:g} s")
         yield block
+
+
+def iter_features(blocks, config: FeatureConfig = DEFAULT_CONFIG):
+    """Feature frames of a signal arriving in blocks, yielded window by window.
+
+    Memory stays at a window or two whatever the signal's length (the post-processing
+    is frame by frame, so each window is finished on its own); concatenated, the
+    chunks equal :func:`compute_features`'s ``data``.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray
+        Consecutive float32 mono pieces at ``config.sample_rate``, e.g. a
+        :class:`genreseg.audio.AudioStream`.
+    config : FeatureConfig
+
+    Yields
+    ------
+    np.ndarray, shape (n_window_frames, n_features), float32
+    """
+    meta = raw_channel_meta(config.J, config.Q1, config.Q2)
+    for raw in iter_scatter_blocks(blocks, config, get_backend(config)):
+        yield postprocess(raw, meta, config)

@@ -26,6 +26,12 @@ def strict_from_dict(cls, d: dict, what: str):
     return cls(**d)
 
 
+def stable_hash(d: dict) -> str:
+    """16 hex digits of the SHA-256 of ``d`` as sorted-key, compact JSON (stable across runs)."""
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 #: Fields that do not change the feature definition (see module docstring).
 EXECUTION_FIELDS = ("backend", "window_frames", "context_frames", "device")
 
@@ -148,8 +154,7 @@ class FeatureConfig:
     @property
     def hash(self) -> str:
         """Stable 16-hex-digit hash of :meth:`feature_dict` (sorted-key JSON, SHA-256)."""
-        blob = json.dumps(self.feature_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return stable_hash(self.feature_dict())
 
     def replace(self, **changes) -> "FeatureConfig":
         return dataclasses.replace(self, **changes)

@@ -34,7 +34,7 @@ depends on the track length; comparisons use lengths where the offset is zero.)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -82,8 +82,8 @@ def reflected_window(x: np.ndarray, start: int, length: int, n: int | None = Non
     return x[src]
 
 
-def scatter_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig, backend) -> np.ndarray:
-    """Raw scattering of a signal that arrives in blocks, window by window.
+def iter_scatter_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig, backend) -> Iterator[np.ndarray]:
+    """Raw scattering of a signal that arrives in blocks, yielded window by window.
 
     Parameters
     ----------
@@ -94,19 +94,20 @@ def scatter_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig, backend)
         Maps ``(1, config.window_samples)`` to ``(1, n_raw_channels, frames)`` with a
         frame at every multiple of the hop of the window.
 
-    Returns
-    -------
-    np.ndarray, shape (n_frames, n_raw_channels), float32
-        Raw coefficients, frame-major.
+    Yields
+    ------
+    np.ndarray, shape (n_window_frames, n_raw_channels), float32
+        Raw coefficients of consecutive frames, frame-major; concatenated they are
+        the whole track's (:func:`scatter_blocks`).
     """
     hop, F, c = config.hop, config.window_frames, config.context_frames
     N, C = config.window_samples, c * hop
     buf, offset, n_seen = np.zeros(0, np.float32), 0, 0
-    parts, k = [], 0
+    k = 0
 
     def run(start, first_window_frame, count, n):
         raw = backend(reflected_window(buf, start, N, n, offset)[None])[0]
-        parts.append(raw[:, first_window_frame:first_window_frame + count].T)
+        return raw[:, first_window_frame:first_window_frame + count].T
 
     for block in blocks:
         block = np.asarray(block, dtype=np.float32)
@@ -116,7 +117,7 @@ def scatter_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig, backend)
             continue  # may still be a one-window track: wait for more, or the end
         # Longer than one window: run every window whose samples have all arrived.
         while k * F * hop - C + N <= n_seen:
-            run(k * F * hop - C, c, F, n_seen)
+            yield run(k * F * hop - C, c, F, n_seen)
             k += 1
             # The end reflection of a later window reaches back at most F hops
             # before its start (it holds at least one frame), so keep from there.
@@ -128,11 +129,18 @@ def scatter_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig, backend)
     total = n_frames(n_seen, hop)
     if total <= F:  # one window, the track centred in it as kymatio pads a whole track
         P = (F + 2 * c - total) // 2
-        run(-P * hop, P, total, n_seen)
+        yield run(-P * hop, P, total, n_seen)
     else:  # the windows whose samples arrived only with the end
         for w in range(k, math.ceil(total / F)):
-            run(w * F * hop - C, c, min(F, total - w * F), n_seen)
-    return np.concatenate(parts, axis=0)
+            yield run(w * F * hop - C, c, min(F, total - w * F), n_seen)
+
+
+def scatter_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig, backend) -> np.ndarray:
+    """Raw scattering ``(n_frames, n_raw_channels)`` of a signal that arrives in blocks.
+
+    The frames of :func:`iter_scatter_blocks`, concatenated.
+    """
+    return np.concatenate(list(iter_scatter_blocks(blocks, config, backend)), axis=0)
 
 
 def scatter_windows(x: np.ndarray, config: FeatureConfig, backend) -> np.ndarray:

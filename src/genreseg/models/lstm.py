@@ -188,3 +188,19 @@ class LSTMFrameClassifier(nn.Module):
             h = self.dropout(h)
         logits = self.output(h)
         return logits[0] if squeeze else logits
+
+    def forward_chunk(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        """Logits ``(T, C)`` of the next ``T`` frames ``(T, D)`` of one long sequence.
+
+        ``state`` is what the previous chunk returned (``None`` at the start), so a
+        sequence fed chunk by chunk gets exactly the logits of one :meth:`forward` over
+        all of it, while only a chunk of it is ever in memory.
+        """
+        h = x.unsqueeze(0)
+        state = state or [None] * len(self.layers)
+        new_state = []
+        for layer, s in zip(self.layers, state):
+            h, s = layer(h, s) if self.cell == "torch" else layer(h, None, s)
+            new_state.append(s)
+            h = self.dropout(h)
+        return self.output(h)[0], new_state

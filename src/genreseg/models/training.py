@@ -38,6 +38,7 @@ __all__ = [
     "default_preset",
     "frame_loss",
     "frame_posteriors",
+    "iter_frame_posteriors",
     "load_state_arrays",
     "paper_preset",
     "resolve_device",
@@ -551,3 +552,78 @@ def frame_posteriors(trained: TrainedFrameModel, sequences, batch_frames: int = 
         return []
     device = next(trained.module.parameters()).device
     return _posteriors_normalized(trained.module, trained.config.kind, seqs, device, batch_frames)
+
+
+def iter_frame_posteriors(trained: TrainedFrameModel, chunks, window_frames: int = 0):
+    """Per-frame posteriors of one long sequence that arrives in chunks.
+
+    Parameters
+    ----------
+    trained : TrainedFrameModel
+    chunks : iterable of np.ndarray, each (T_k, D)
+        Consecutive raw frame features of one track (e.g.
+        :func:`genreseg.features.iter_features`).
+    window_frames : int
+        LSTM only. 0: the LSTM runs over the whole sequence, carrying its state from
+        chunk to chunk (equal, to float rounding, to :func:`frame_posteriors` of the
+        concatenated track). ``W > 0``: the LSTM restarts every ``H = W // 2``
+        frames on a window of ``W`` frames, and each frame's posterior comes from
+        the window that saw ``W - H`` frames or more before it (the first window
+        gives its first frames too). An LSTM trained on whole single-genre tracks
+        never learnt to forget the previous genre; restarting it bounds how long an
+        old genre lingers after a change (see ``benchmarks/segment.py``).
+
+    Yields
+    ------
+    np.ndarray, shape (T_k', C), float32
+        Posteriors of consecutive frames (chunk sizes need not match the input's);
+        memory stays at a chunk or two however long the track is.
+    """
+    if trained.config.kind == "lstm" and window_frames > 0:
+        yield from _windowed_posteriors(trained, chunks, int(window_frames))
+        return
+    device = next(trained.module.parameters()).device
+    state = None
+    with torch.no_grad():
+        for chunk in chunks:
+            x = trained.normalizer.transform(np.asarray(chunk, dtype=np.float32))
+            if x.ndim != 2 or x.shape[1] != trained.n_in:
+                raise ValueError(f"expected (T, {trained.n_in}) frames, got {x.shape}")
+            x = torch.from_numpy(x).to(device)
+            if trained.config.kind == "lstm":
+                logits, state = trained.module.forward_chunk(x, state)
+            else:
+                logits = trained.module(x)
+            yield torch.softmax(logits, dim=-1).cpu().numpy().astype(np.float32)
+
+
+def _windowed_posteriors(trained: TrainedFrameModel, chunks, W: int):
+    """Restarted-LSTM posteriors (see :func:`iter_frame_posteriors`): window ``k`` covers
+    frames ``[kH, kH + W)`` and gives ``[kH + W - H, kH + W)`` (window 0: ``[0, W)``)."""
+    H = max(1, W // 2)
+    buf, base, k = None, 0, 0  # buf holds frames base.. of the track; k: next window
+
+    def run(windows, n):
+        seqs = [buf[w * H - base:min(w * H + W, n) - base] for w in windows]
+        post = frame_posteriors(trained, seqs)
+        return np.concatenate([p[0 if w == 0 else W - H:] for w, p in zip(windows, post)])
+
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float32)
+        buf = chunk if buf is None else np.concatenate([buf, chunk])
+        n = base + len(buf)
+        ready = []
+        while k * H + W <= n:
+            ready.append(k)
+            k += 1
+        if ready:
+            yield run(ready, n)
+            buf, base = buf[k * H - base:], k * H  # later windows start at k*H or after
+    if buf is None:
+        return
+    n, rest = base + len(buf), []
+    while (0 if k == 0 else k * H + W - H) < n:  # truncated windows at the end
+        rest.append(k)
+        k += 1
+    if rest:
+        yield run(rest, n)
