@@ -126,9 +126,12 @@ def test_cli_train_evaluate_predict(gtzan_store, tmp_path, capsys):
     assert 0.3 < result["seg_acc"] <= 1.0
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("x")
+    (tmp_path / "in" / "broken.mp3").write_bytes(b"\xff\xfb" + bytes(3000))
     (tmp_path / "in" / "clip.wav").symlink_to(gtzan_clip("hiphop", 2))
     code = cli_main(["predict", str(model), str(tmp_path / "in"), "--format", "csv"])
     out, err = capsys.readouterr()
     assert code == 1  # one bad file
     assert out.splitlines()[0].startswith("path,genre,blues")
-    assert "clip.wav" in out and "notes.txt: unsupported file type" in err
+    assert "clip.wav" in out and "broken.mp3" not in out
+    assert "broken.mp3: not audio or corrupt" in err  # failed, with the decoder's reason
+    assert "notes.txt: not an audio file name (.txt)" in err  # passed over, and said so
