@@ -82,7 +82,11 @@ def test_good_file_matches_the_cli_prediction(client, serve_model, model_dir, ca
     r = post_file(client, path.name, path.read_bytes())
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["file"] == path.name and body["segments"] == [] and body["warnings"] == []
+    assert body["file"] == path.name and body["warnings"] == []
+    # the segments of `genreseg segment`: one 30-s clip of one genre is one segment
+    expected = serve_model.segment(path).segments
+    assert [(s["start_s"], s["end_s"], s["genre"]) for s in body["segments"]] == [
+        (pytest.approx(s.start_s), pytest.approx(s.end_s), s.genre) for s in expected] and len(expected) == 1
     assert 30.0 <= body["duration_s"] <= 30.1 and body["analysis_s"] > 0 and body["queued_s"] >= 0
     # the same numbers as `genreseg predict --format json`: one prediction path
     assert cli_main(["predict", str(model_dir), str(path), "--format", "json"]) == 0
