@@ -71,24 +71,29 @@ def open_decoder(path: Path, block_frames: int):
     OSError
         The file could not be read.
     """
-    if headers.container_kind(path) is not None and _soundfile_knows_length(path):
-        return SoundfileDecoder(path, block_frames)
+    opened = _open_with_soundfile(path) if headers.container_kind(path) is not None else None
+    if opened is not None:
+        return SoundfileDecoder(path, block_frames, *opened)
     return FFmpegDecoder(path, block_frames)
 
 
-def _soundfile_knows_length(path: Path) -> bool:
-    """True when libsndfile reads the file and its header states the length."""
+def _open_with_soundfile(path: Path):
+    """``(open SoundFile, pcm_data_sizes)`` when libsndfile reads the file and its header
+    states the length; None otherwise (FFmpeg reads it then)."""
     import soundfile as sf
 
+    sizes = headers.pcm_data_sizes(path)  # first: an OSError here leaves nothing open
     try:
-        info = sf.info(str(path))
+        sound_file = sf.SoundFile(str(path))
     except Exception:  # noqa: BLE001 - libsndfile does not read it: FFmpeg may
-        return False
-    if info.format not in SOUNDFILE_FORMATS or not 0 < info.frames < _UNKNOWN_FRAMES:
-        return False  # e.g. a FLAC encoded from a stream (STREAMINFO total 0)
-    sizes = headers.pcm_data_sizes(path)
+        return None
     # A WAV whose data size is unknown: libsndfile reads 0 samples of it (size 0).
-    return sizes is None or sizes[0] not in headers.UNKNOWN_SIZES or info.format != "WAV"
+    unknown_wav = sound_file.format == "WAV" and sizes is not None and sizes[0] in headers.UNKNOWN_SIZES
+    # frames out of range: e.g. a FLAC encoded from a stream (STREAMINFO total 0)
+    if sound_file.format not in SOUNDFILE_FORMATS or not 0 < sound_file.frames < _UNKNOWN_FRAMES or unknown_wav:
+        sound_file.close()
+        return None
+    return sound_file, sizes
 
 
 def _where(decoder, start: int, end: int | None = None) -> str:
@@ -101,24 +106,22 @@ def _where(decoder, start: int, end: int | None = None) -> str:
 
 
 class SoundfileDecoder:
-    """PCM and FLAC through libsndfile (exact lengths, any sample format and channel count)."""
+    """PCM and FLAC through libsndfile (exact lengths, any sample format and channel count).
 
-    def __init__(self, path: Path, block_frames: int):
-        import soundfile as sf
+    Made by :func:`open_decoder` from the file it opened and the header's data sizes
+    (:func:`genreseg.headers.pcm_data_sizes`), so the header is read once.
+    """
 
-        self.path, self.block_frames = path, block_frames
+    def __init__(self, path: Path, block_frames: int, sound_file, sizes: tuple[int, int] | None):
+        self.path, self.block_frames, self._file = path, block_frames, sound_file
         # libsndfile silently shortens a truncated PCM file to what is on disk: the
         # header's own size is the evidence.
-        sizes = headers.pcm_data_sizes(path)
         if sizes is not None and sizes[1] < sizes[0]:
+            self.close()
             if sizes[1] < 0:
                 raise AudioError(path, f"truncated: the sample data should start {-sizes[1]} bytes "
                                        f"past the end of the file")
             raise AudioError(path, f"truncated: header declares {sizes[0]} bytes of samples, file holds {sizes[1]}")
-        try:
-            self._file = sf.SoundFile(str(path))
-        except (sf.LibsndfileError, RuntimeError, ValueError) as err:
-            raise AudioError(path, f"not audio or corrupt ({getattr(err, 'error_string', err)})") from None
         self.rate, self.channels = self._file.samplerate, self._file.channels
         self.codec = f"{self._file.format}/{self._file.subtype}".lower()
         self.declared_frames = None  # PCM sizes are checked in bytes, above
