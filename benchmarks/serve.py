@@ -217,7 +217,7 @@ def main(argv=None) -> None:
         print(f"  throughput: {len(lat) / wall:.2f} answers/s ({30 * len(lat) / wall:.0f} s of audio per s); "
               f"server CPU {cpu:.1f} s for the burst")
         rss = peak_rss_mb(server.pid)
-        print(f"server peak RSS: " + ", ".join(f"pid {p} {mb:.0f} MB" for p, mb in rss.items())
+        print("server peak RSS: " + ", ".join(f"pid {p} {mb:.0f} MB" for p, mb in rss.items())
               + f" (total {sum(rss.values()):.0f} MB)")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
     finally:

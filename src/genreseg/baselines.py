@@ -18,8 +18,6 @@ the audio again.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -28,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio import content_hash, load_audio
-from .store import atomic_write_bytes
+from .configs import ConfigMixin
+from .files import atomic_write_bytes
 
 __all__ = [
     "BASELINES",
@@ -47,7 +46,7 @@ BASELINES = ("scattering-svm", "mfcc-svm")
 
 # --------------------------------------------------------------------------- configs
 @dataclass(frozen=True)
-class MFCCConfig:
+class MFCCConfig(ConfigMixin):
     """Settings of the MFCC statistics.
 
     Parameters
@@ -79,18 +78,10 @@ class MFCCConfig:
     def n_features(self) -> int:
         return 2 * self.n_mfcc * (2 if self.deltas else 1)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @property
-    def hash(self) -> str:
-        """Stable 12-hex-digit hash of the settings (part of every cache file name)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
-class SVMGrid:
+class SVMGrid(ConfigMixin):
     """The RBF-SVM hyper-parameter search of both baselines.
 
     Parameters
@@ -119,13 +110,6 @@ class SVMGrid:
         if self.cv_folds < 2:
             raise ValueError("cv_folds must be >= 2")
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["C_grid"], d["gamma_grid"] = list(self.C_grid), list(self.gamma_grid)
-        return d
-
-    def replace(self, **changes) -> "SVMGrid":
-        return dataclasses.replace(self, **changes)
 
 
 # --------------------------------------------------------------------------- MFCC statistics

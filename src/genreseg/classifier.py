@@ -26,35 +26,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from .errors import GenresegError, ModelError
 from .evaluation import EvaluationResult, evaluate
 from .features import FeatureConfig
 from .models import FrameModelConfig, TrainedFrameModel, default_preset, frame_posteriors, paper_preset
 from .segments import (SegmentClassifier, SegmentConfig, SegmentModels, fit_segment_models,
                        initial_segment_features, segment_features)
-from .store import FeatureSet, atomic_write_bytes, atomic_write_json
+from .files import atomic_write_bytes, atomic_write_json
+from .runtime import library_versions
+from .store import FeatureSet
 
 MODEL_FORMAT = "genreseg-model/1"
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "model.json"
-
-
-def library_versions() -> dict:
-    """Versions of the libraries that determine a model's numbers."""
-    import kymatio
-    import sklearn
-    import torch
-
-    return {"genreseg": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "scikit-learn": sklearn.__version__, "kymatio": kymatio.__version__}
 
 
 def make_frame_config(kind: str = "lstm", hidden=None, preset: str = "default", **overrides) -> FrameModelConfig:

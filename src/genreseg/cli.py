@@ -235,7 +235,7 @@ def _output_stem(path: Path, used: set) -> str:
 
 def cmd_segment(args) -> int:
     from .classifier import GenreClassifier
-    from .store import atomic_write_bytes
+    from .files import atomic_write_bytes
     from .timeline import TimelineConfig
     from .timeline_io import FORMATS, FORMATTERS, plot_timeline
 

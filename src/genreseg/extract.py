@@ -14,16 +14,15 @@ whose entry exists (it only re-hashes the file).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .audio import SilentAudioWarning, content_hash
 from .errors import GenresegError
 from .features import FeatureConfig, compute_features_from_file
+from .runtime import usable_cpus
 from .store import FeatureStore
 
 
@@ -207,7 +206,7 @@ def _extract_dask(items, store, config_dict, workers, scheduler, handle) -> None
         n = max(1, workers)
         # One torch thread per worker process: processes scale better than intra-op
         # threads for this workload, and oversubscribing the cores helps nobody.
-        threads = max(1, (os.cpu_count() or 1) // n)
+        threads = max(1, usable_cpus() // n)
         cluster = local_cluster(n)
         client = Client(cluster)
     try:

@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GenresegError
+from .runtime import library_versions
 
 __all__ = [
     "GRIDS",
@@ -301,26 +302,10 @@ def _jsonable(obj):
 
 
 def _write_json(path: Path, obj) -> None:
-    from .store import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     payload = json.dumps(_jsonable(obj), indent=1, allow_nan=False) + "\n"
     atomic_write_bytes(path, payload.encode())
-
-
-def _versions() -> dict:
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    # Distribution metadata, not imports: importing kymatio costs seconds and a version
-    # string is all the report needs.
-    for name, dist in (("numpy", "numpy"), ("torch", "torch"), ("sklearn", "scikit-learn"),
-                       ("kymatio", "kymatio"), ("librosa", "librosa"), ("scipy", "scipy"),
-                       ("matplotlib", "matplotlib"), ("genreseg", "genreseg")):
-        try:
-            out[name] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def _fmt(stat, digits: int = 3) -> str:
@@ -916,7 +901,7 @@ def _write_report(run: _Run, rows: list[ModelRow], reading: list[str]) -> Path:
     if run.failures:
         L += ["## Failures", ""] + [f"- {f['where']}: {f['error']}" for f in run.failures] + [""]
     path = run.out / "REPORT.md"
-    from .store import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     atomic_write_bytes(path, ("\n".join(L) + "\n").encode())
     return path
@@ -969,7 +954,7 @@ def run_reproduce(options: ReproduceOptions, log_stream=None, command: str | Non
         run.doc.update(format=RESULTS_FORMAT, status="running", command=command or command_line(options),
                        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), finished=None, synthetic=synthetic,
                        options=options.to_dict(), grid=grid.to_dict(), rows=[r.to_dict() for r in rows],
-                       versions=_versions(), machine={"cpus": os.cpu_count(), "torch_threads": options.threads,
+                       versions=library_versions(), machine={"cpus": os.cpu_count(), "torch_threads": options.threads,
                                                       "platform": platform.platform()},
                        folds=[], aggregates={}, baselines=list(_baseline_names(options)))
         run.log(f"genreseg reproduce: data {options.data}, grid {options.grid}, preset {options.preset}, "

@@ -47,7 +47,6 @@ coefficients and Platt parameters, would tie the format to libsvm internals.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,7 +61,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from .features.config import strict_from_dict
+from .configs import ConfigMixin
 from .models import FrameModelConfig, TrainedFrameModel, frame_posteriors, train_frame_model
 
 __all__ = [
@@ -120,7 +119,7 @@ def initial_segment_features(sequences) -> np.ndarray:
 
 # --------------------------------------------------------------------------- config
 @dataclass(frozen=True)
-class SegmentConfig:
+class SegmentConfig(ConfigMixin):
     """Settings of the segment stage.
 
     Parameters
@@ -187,17 +186,6 @@ class SegmentConfig:
         if self.init_weight <= 0 or self.pca_components < 1 or self.inner_folds < 2 or self.cv_folds < 2:
             raise ValueError("init_weight > 0, pca_components >= 1, inner_folds >= 2, cv_folds >= 2 required")
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["C_grid"], d["gamma_grid"] = list(self.C_grid), list(self.gamma_grid)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SegmentConfig":
-        return strict_from_dict(cls, d, "segment config")
-
-    def replace(self, **changes) -> "SegmentConfig":
-        return dataclasses.replace(self, **changes)
 
 
 # --------------------------------------------------------------------------- classifier

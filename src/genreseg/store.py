@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,30 +31,10 @@ import numpy as np
 from . import __version__
 from .errors import StoreError
 from .features import FeatureConfig, FrameFeatures
+from .files import atomic_write_bytes, atomic_write_json
 
 STORE_FORMAT = "genreseg-store/1"
 CHANNEL_FIELDS = ("order", "xi1_hz", "xi2_hz", "n1", "n2")
-
-
-def atomic_write_bytes(path: Path, payload: bytes, tmp_dir: Path | None = None) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the whole new one."""
-    path = Path(path)
-    tmp_dir = Path(tmp_dir) if tmp_dir is not None else path.parent
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f".{path.name}.{uuid.uuid4().hex}.part"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_json(path: Path, obj, tmp_dir: Path | None = None) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), tmp_dir)
 
 
 def entry_key(content_hash: str, config: FeatureConfig) -> str:

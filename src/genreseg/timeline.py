@@ -26,12 +26,11 @@ Writers for the segments (table, CSV, JSON, JAMS, Audacity labels, PNG) live in
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .features.config import stable_hash, strict_from_dict
+from .configs import ConfigMixin
 
 __all__ = ["GenreSegment", "Timeline", "TimelineConfig", "decode_segments", "file_posteriors", "frame_path", "hop_of", "runs_to_segments",
            "transition_matrix"]
@@ -41,7 +40,7 @@ POSTERIOR_FLOOR = 1e-6
 
 
 @dataclass(frozen=True)
-class TimelineConfig:
+class TimelineConfig(ConfigMixin):
     """Settings of the segment decoder.
 
     Parameters
@@ -86,21 +85,6 @@ class TimelineConfig:
             raise ValueError(f"min_duration_s must be a finite number >= 0, got {self.min_duration_s}")
         if not np.isfinite(self.lstm_window_s) or self.lstm_window_s < 0:
             raise ValueError(f"lstm_window_s must be a finite number >= 0, got {self.lstm_window_s}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TimelineConfig":
-        return strict_from_dict(cls, d, "timeline config")
-
-    @property
-    def hash(self) -> str:
-        """Stable 16-hex-digit hash of :meth:`to_dict` (sorted-key JSON, SHA-256)."""
-        return stable_hash(self.to_dict())
-
-    def replace(self, **changes) -> "TimelineConfig":
-        return dataclasses.replace(self, **changes)
 
     def min_frames(self, hop_s: float) -> int:
         """The minimum duration in frames of ``hop_s`` seconds (at least 1)."""

@@ -24,21 +24,13 @@ import math
 
 import numpy as np
 
+from ..runtime import resolve_device
 from .config import FeatureConfig
 
 #: kymatio's default filter-bank constants (Scattering1D.build), which we do not expose.
 R_PSI = math.sqrt(0.5)
 SIGMA0 = 0.1
 ALPHA = 5.0
-
-
-def resolve_device(device: str) -> str:
-    """Map "auto" to "cuda" when a GPU is present, else "cpu"."""
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class KymatioBackend:

@@ -11,25 +11,9 @@ be read by a model trained on the other.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 
-def strict_from_dict(cls, d: dict, what: str):
-    """Build dataclass ``cls`` from ``d``, refusing unknown fields (a typo must not pass silently).
-
-    Shared by every config dataclass of the package (features, frame models, segments).
-    """
-    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown {what} fields: {sorted(unknown)}")
-    return cls(**d)
-
-
-def stable_hash(d: dict) -> str:
-    """16 hex digits of the SHA-256 of ``d`` as sorted-key, compact JSON (stable across runs)."""
-    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+from ..configs import ConfigMixin
 
 
 #: Fields that do not change the feature definition (see module docstring).
@@ -37,7 +21,7 @@ EXECUTION_FIELDS = ("backend", "window_frames", "context_frames", "device")
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(ConfigMixin):
     """Settings of the scattering frame features.
 
     Defaults follow the ScatNet GTZAN recipe of Andén & Mallat, "Deep scattering
@@ -144,20 +128,8 @@ class FeatureConfig:
             d.pop(name)
         return d
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FeatureConfig":
-        return strict_from_dict(cls, d, "feature config")
-
-    @property
-    def hash(self) -> str:
-        """Stable 16-hex-digit hash of :meth:`feature_dict` (sorted-key JSON, SHA-256)."""
-        return stable_hash(self.feature_dict())
-
-    def replace(self, **changes) -> "FeatureConfig":
-        return dataclasses.replace(self, **changes)
+    def hash_dict(self) -> dict:
+        return self.feature_dict()
 
 
 DEFAULT_CONFIG = FeatureConfig()

@@ -68,6 +68,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime import usable_cpus
+
 #: Bump when the plan's content or layout changes: old cache files are then ignored.
 FORMAT_VERSION = 2
 
@@ -444,7 +446,7 @@ def cpu_threads() -> int:
     torch = sys.modules.get("torch")
     if torch is not None:
         return torch.get_num_threads()
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cpus()
 
 
 class _NumpyEngine:

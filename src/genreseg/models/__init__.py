@@ -19,7 +19,6 @@ from .training import (
     iter_frame_posteriors,
     load_state_arrays,
     paper_preset,
-    resolve_device,
     state_arrays,
     train_frame_model,
 )
@@ -38,7 +37,6 @@ __all__ = [
     "iter_frame_posteriors",
     "load_state_arrays",
     "paper_preset",
-    "resolve_device",
     "state_arrays",
     "train_frame_model",
 ]

@@ -18,7 +18,6 @@ Nothing here pickles: a trained model leaves as :meth:`TrainedFrameModel.state_a
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -26,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..features.config import strict_from_dict
+from ..configs import ConfigMixin
+from ..runtime import resolve_device
 from .dnn import ACTIVATIONS, DNNFrameClassifier
 from .lstm import CELLS, LSTMFrameClassifier
 
@@ -41,7 +41,6 @@ __all__ = [
     "iter_frame_posteriors",
     "load_state_arrays",
     "paper_preset",
-    "resolve_device",
     "state_arrays",
     "train_frame_model",
 ]
@@ -53,7 +52,7 @@ REDUCTIONS = ("sum", "mean")
 
 # --------------------------------------------------------------------------- config
 @dataclass(frozen=True)
-class FrameModelConfig:
+class FrameModelConfig(ConfigMixin):
     """Architecture and training settings of a frame classifier.
 
     Parameters
@@ -134,18 +133,6 @@ class FrameModelConfig:
         if self.lr <= 0 or not 0 < self.lr_decay <= 1 or not 0 <= self.dropout < 1:
             raise ValueError("lr must be > 0, lr_decay in (0, 1], dropout in [0, 1)")
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FrameModelConfig":
-        return strict_from_dict(cls, d, "frame model config")
-
-    def replace(self, **changes) -> "FrameModelConfig":
-        return dataclasses.replace(self, **changes)
-
 
 def _default_hidden(kind: str) -> tuple[int, ...]:
     return (1024,) if kind == "dnn" else (512,)
@@ -206,13 +193,6 @@ def default_preset(kind: str, hidden: tuple[int, ...] | None = None) -> FrameMod
                                 preset="default")
     return FrameModelConfig(kind="lstm", hidden=hidden, cell="torch", dropout=0.3, epochs=12, batch_size=8,
                             lr=1e-3, optimizer="adam", loss_reduction="mean", grad_clip=5.0, preset="default")
-
-
-def resolve_device(device: str) -> torch.device:
-    """Map "auto" to CUDA when a GPU is present, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 # --------------------------------------------------------------------------- normaliser
@@ -326,7 +306,7 @@ class TrainedFrameModel:
         load_state_arrays(module, {k[len("module."):]: v for k, v in arrays.items() if k.startswith("module.")})
         normalizer = Normalizer.from_arrays({k[len("normalizer."):]: v for k, v in arrays.items()
                                              if k.startswith("normalizer.")})
-        module.to(resolve_device(device or config.device)).eval()
+        module.to(torch.device(resolve_device(device or config.device))).eval()
         return cls(module=module, normalizer=normalizer, config=config, n_in=int(metadata["n_in"]),
                    n_classes=int(metadata["n_classes"]), history=dict(metadata.get("history", {})))
 
@@ -457,7 +437,7 @@ def train_frame_model(sequences, labels, n_classes: int, config: FrameModelConfi
 
     config = config or default_preset("lstm")
     seqs, labels = _check_data(sequences, labels, n_classes)
-    device = resolve_device(config.device)
+    device = torch.device(resolve_device(config.device))
     normalizer = Normalizer.fit(seqs)
     seqs = [normalizer.transform(s) for s in seqs]
     n_in = seqs[0].shape[1]

@@ -38,6 +38,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import GenresegError
+from ..runtime import usable_cpus
 from .analysis import analyse, describe_model, warm_up
 from .config import ServeConfig
 from .upload import receive_upload
@@ -255,7 +256,7 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     logging.config.dictConfig(log_config := _log_config(log_level))
     clf = GenreClassifier.load(model)
     _check_port(host, port)  # before warming up: a port in use fails at once
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cpus()
     if workers <= 1:
         _use_cores(cores)
         uvicorn.run(_ready(create_app(clf, config)), host=host, port=port, log_config=log_config)

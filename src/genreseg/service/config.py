@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-from ..features.config import strict_from_dict
+from ..configs import ConfigMixin
 from .analysis import SMOOTH_SECONDS, TIMELINE_POINTS
 
 
 @dataclass(frozen=True)
-class ServeConfig:
+class ServeConfig(ConfigMixin):
     """Limits of the service, per server process.
 
     Parameters
@@ -52,12 +51,3 @@ class ServeConfig:
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 2**20)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ServeConfig":
-        return strict_from_dict(cls, d, "serve config")
-
-    def replace(self, **changes) -> "ServeConfig":
-        return dataclasses.replace(self, **changes)
