@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,25 @@ def gtzan_tracks(per_genre: int | None = None) -> list[dict]:
         tracks += [{"path": str(f), "label": genre_dir.name, "track_id": f"{genre_dir.name}/{f.name}"}
                    for f in files]
     return tracks
+
+
+#: Debian's Chromium, which the browser test drives through Playwright.
+CHROMIUM = os.environ.get("GENRESEG_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+#: On CI (``CI`` set, as .ci/run runs) nothing may be skipped for want of data or of the
+#: browser: a missing piece fails the session at once instead of passing silently.
+IN_CI = bool(os.environ.get("CI"))
+
+
+def pytest_configure(config):
+    if not IN_CI:
+        return
+    missing = [str(p) for p in (GTZAN, ISMIR_METADATA) if not p.is_dir()]
+    if missing:
+        raise pytest.UsageError(f"CI must run every test on real data, but {', '.join(missing)} is missing")
+    if not CHROMIUM:
+        raise pytest.UsageError("CI must run the browser test, but Chromium is not installed "
+                                "(apt-get install -y chromium, as .ci/run does)")
 
 
 requires_gtzan = pytest.mark.skipif(not GTZAN.is_dir(), reason=f"real audio not found at {GTZAN}")

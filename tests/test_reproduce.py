@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 
 from conftest import GTZAN, ISMIR_METADATA, requires_gtzan
-from genreseg.reproduce import (
+from genreseg.evaluation import paired_comparison
+from genreseg.experiments import (
     GRIDS,
     PAPER_ROWS,
     ModelRow,
     frame_config_for,
     model_rows,
-    paired_comparison,
     segment_config_for,
 )
 
@@ -101,7 +101,7 @@ def first_run(subset, gtzan_store, tmp_path_factory):
 @pytest.fixture(scope="module")
 def second_run(first_run, subset):
     """The same command again, with one row made to fail on the second fold."""
-    import genreseg.reproduce as rp
+    import genreseg.experiments.run as rp
 
     real = rp._run_frame_row
 
@@ -422,7 +422,7 @@ def test_synthetic_corpus_files_and_classes(tmp_path):
 
 
 def test_demo_falls_back_to_synthetic_data_loudly(tmp_path, monkeypatch, capsys):
-    import genreseg.reproduce as rp
+    import genreseg.experiments.run as rp
     from genreseg import demo
 
     seen = {}

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 
-from conftest import REPO, gtzan_clip, live_server, requires_gtzan
+from conftest import CHROMIUM, REPO, gtzan_clip, live_server, requires_gtzan
 from genreseg.service import ServeConfig, create_app
 from test_serve import WithTimelines
 
-CHROMIUM = os.environ.get("GENRESEG_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("GENRESEG_TEST_ARTIFACTS", REPO / "test-artifacts"))
 
 pytestmark = [requires_gtzan, pytest.mark.skipif(

@@ -27,24 +27,34 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
-from .errors import GenresegError, ModelError
+from .errors import GenresegError, ModelError, TrainingDataError
 from .evaluation import EvaluationResult, evaluate
 from .features import FeatureConfig
+from .files import atomic_write_bytes, atomic_write_json
 from .models import FrameModelConfig, TrainedFrameModel, default_preset, frame_posteriors, paper_preset
+from .runtime import library_versions, torch_threads
 from .segments import (SegmentClassifier, SegmentConfig, SegmentModels, fit_segment_models,
                        initial_segment_features, segment_features)
-from .files import atomic_write_bytes, atomic_write_json
-from .runtime import library_versions
 from .store import FeatureSet
 
 MODEL_FORMAT = "genreseg-model/1"
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "model.json"
+#: Libraries whose version can change a loaded model's numbers (compared on load).
+NUMERIC_LIBRARIES = ("genreseg", "numpy", "torch", "scikit-learn", "scipy")
+
+
+class VersionMismatchWarning(UserWarning):
+    """A model was saved by other versions of the libraries that compute its numbers."""
 
 
 def make_frame_config(kind: str = "lstm", hidden=None, preset: str = "default", **overrides) -> FrameModelConfig:
@@ -78,41 +88,107 @@ class TrackPrediction:
         return d
 
 
-class GenreClassifier:
-    """Frame model + LSTM segment features + fused segment classifier.
+class GenreClassifier(ClassifierMixin, BaseEstimator):
+    """Frame model + LSTM segment features + fused segment classifier, as a scikit-learn classifier.
+
+    Parameters are stored as given (``None`` stays ``None``); :meth:`fit` resolves them,
+    so ``sklearn.base.clone``, ``get_params``/``set_params`` and ``GridSearchCV`` work.
 
     Parameters
     ----------
     frame_config : FrameModelConfig, optional
-        Default: :func:`genreseg.models.default_preset` of ``kind``.
+        The frame model. ``None``: :func:`genreseg.models.default_preset` of ``kind``.
     segment_config : SegmentConfig, optional
+        The segment stage. ``None``: ``SegmentConfig()``.
     kind : {"lstm", "dnn"}
-        Used when ``frame_config`` is not given.
+        The frame model when ``frame_config`` is ``None``.
+    n_threads : int or None
+        torch intra-op threads while fitting and predicting (restored after). Default 1:
+        these small networks run several times faster on one thread than on torch's
+        default of one per core, which spends the difference synchronising (measured 5x
+        on a shared 2-core machine, ``benchmarks/segment_choices.py``). ``None`` leaves
+        torch's setting alone.
     progress : bool
         Progress bars while training.
+
+    Attributes
+    ----------
+    classes_ : np.ndarray of str
+        The genre labels, the columns of :meth:`predict_proba`.
+    label_names_ : list of str
+        The same, as a list.
+    n_features_in_ : int
+        Features per frame.
+    feature_config_ : FeatureConfig or None
+        The features the model was trained on (``None`` when fitted on bare arrays).
+    models_ : genreseg.segments.SegmentModels
+    training_ : dict
+        A summary of the training data and time.
+
+    Examples
+    --------
+    >>> clf = GenreClassifier(kind="lstm").fit(FeatureStore("store").load())
+    >>> clf = GenreClassifier().fit([frames_a, frames_b, ...], ["jazz", "rock", ...])
+    >>> clf.predict(test_sequences); clf.score(test_features)
     """
 
     def __init__(self, frame_config: FrameModelConfig | None = None, segment_config: SegmentConfig | None = None,
-                 kind: str = "lstm", progress: bool = False):
-        self.frame_config = frame_config or default_preset(kind)
-        self.segment_config = segment_config or SegmentConfig()
+                 kind: str = "lstm", n_threads: int | None = 1, progress: bool = False):
+        self.frame_config = frame_config
+        self.segment_config = segment_config
+        self.kind = kind
+        self.n_threads = n_threads
         self.progress = progress
 
+    # ------------------------------------------------------------------ parameters
+    def resolved_frame_config(self) -> FrameModelConfig:
+        """``frame_config``, or the default preset of ``kind``."""
+        return self.frame_config if self.frame_config is not None else default_preset(self.kind)
+
+    def resolved_segment_config(self) -> SegmentConfig:
+        """``segment_config``, or ``SegmentConfig()``."""
+        return self.segment_config if self.segment_config is not None else SegmentConfig()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Tracks are variable-length frame sequences, not rows of a table.
+        tags.input_tags.two_d_array = True
+        tags.non_deterministic = False
+        return tags
+
     # ------------------------------------------------------------------ fitting
-    def fit(self, features: FeatureSet) -> "GenreClassifier":
-        """Train on a :class:`~genreseg.store.FeatureSet` (e.g. ``FeatureStore(...).load()``)."""
-        if any(lab < 0 for lab in features.labels):
-            raise GenresegError("every training track needs a label")
+    def fit(self, X, y=None, *, feature_config: FeatureConfig | None = None) -> "GenreClassifier":
+        """Train the frame model and the segment classifiers.
+
+        Parameters
+        ----------
+        X : FeatureSet, or sequence of array-like, each ``(n_frames_i, n_features)``
+            A :class:`~genreseg.store.FeatureSet` (``FeatureStore(...).load()``) carries its
+            labels, feature config and channel metadata; otherwise one frame matrix per
+            track (a 2-D array is read as one frame per track, as scikit-learn passes
+            tables).
+        y : array-like of str or int, shape (n_tracks,)
+            The tracks' labels; only with bare arrays (a FeatureSet has its own).
+        feature_config : FeatureConfig, optional
+            With bare arrays: the config that computed them, which :meth:`predict_files`
+            and :meth:`segment` need.
+        """
+        features, classes = _as_training_set(X, y, feature_config)
         counts = np.bincount(features.labels, minlength=len(features.label_names))
-        present = counts > 0
-        if present.sum() < 2:
-            raise GenresegError("training needs at least two labels with tracks")
+        if (counts > 0).sum() < 2:
+            raise TrainingDataError(f"training needs at least two classes with tracks, got {(counts > 0).sum()} "
+                                    f"class ({', '.join(n for n, c in zip(features.label_names, counts) if c)})")
+        frame_config, segment_config = self.resolved_frame_config(), self.resolved_segment_config()
         t0 = time.perf_counter()
+        with torch_threads(self.n_threads):
+            models = fit_segment_models(features.sequences, features.labels, len(features.label_names),
+                                        frame_config, segment_config, progress=self.progress)
         self.label_names_ = list(features.label_names)
+        self.classes_ = classes
+        self.n_features_in_ = int(features.n_features)
         self.feature_config_ = features.config
         self.channels_ = {k: np.asarray(v) for k, v in features.channels.items()}
-        self.models_ = fit_segment_models(features.sequences, features.labels, len(self.label_names_),
-                                          self.frame_config, self.segment_config, progress=self.progress)
+        self.models_ = models
         self.training_ = {
             "n_tracks": len(features.sequences),
             "n_frames": int(sum(len(s) for s in features.sequences)),
@@ -123,13 +199,13 @@ class GenreClassifier:
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "models_"):
-            raise GenresegError("GenreClassifier is not fitted: call fit() or GenreClassifier.load()")
+        check_is_fitted(self, "models_", msg="This GenreClassifier is not fitted yet: call fit() or "
+                                             "GenreClassifier.load() first.")
 
     def check_features(self, config: FeatureConfig, n_features: int | None = None, where: str = "features") -> None:
         """Raise :class:`ModelError` when features of ``config`` cannot feed this model."""
         self._check_fitted()
-        if config.hash != self.feature_config_.hash:
+        if self.feature_config_ is not None and config.hash != self.feature_config_.hash:
             ours, theirs = self.feature_config_.feature_dict(), config.feature_dict()
             diff = ", ".join(f"{k}={theirs[k]} (model: {ours[k]})" for k in ours if ours[k] != theirs.get(k))
             raise ModelError(f"{where}: feature config {config.hash} does not match the model's "
@@ -139,10 +215,22 @@ class GenreClassifier:
             raise ModelError(f"{where}: {n_features} features per frame, the model expects {n_in}")
 
     # ------------------------------------------------------------------ prediction
-    def predict_frames(self, sequences) -> list:
-        """Per-frame class posteriors ``(T_i, C)`` of each track."""
+    def _sequences(self, X) -> list:
         self._check_fitted()
-        return frame_posteriors(self.models_.frame_model, sequences)
+        if isinstance(X, FeatureSet):
+            self.check_features(X.config, X.n_features, "features")
+            return X.sequences
+        sequences = _as_sequences(X)
+        if sequences[0].shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {sequences[0].shape[1]} features, but GenreClassifier is expecting "
+                             f"{self.n_features_in_} features as input (features per frame)")
+        return sequences
+
+    def predict_frames(self, X) -> list:
+        """Per-frame class posteriors ``(T_i, C)`` of each track."""
+        sequences = self._sequences(X)
+        with torch_threads(self.n_threads):
+            return frame_posteriors(self.models_.frame_model, sequences)
 
     def _stages(self, sequences) -> dict:
         post = self.predict_frames(sequences)
@@ -150,21 +238,28 @@ class GenreClassifier:
         init = initial_segment_features(sequences)
         return {"posteriors": post, "stats": stats, "init": init}
 
-    def _full_proba(self, clf: SegmentClassifier, proba: np.ndarray) -> np.ndarray:
+    def _fused_proba(self, stages: dict) -> np.ndarray:
+        clf = self.models_.fseg
+        proba = clf.predict_proba(stages["stats"], initial=stages["init"])
         # A label absent from training has no column in the segment classifier: give it 0.
         out = np.zeros((len(proba), len(self.label_names_)))
         out[:, np.asarray(clf.classes_, dtype=int)] = proba
         return out
 
-    def predict_proba(self, sequences) -> np.ndarray:
-        """Fused-classifier class probabilities ``(n_tracks, n_labels)``, columns in ``label_names_``."""
-        s = self._stages(sequences)
-        return self._full_proba(self.models_.fseg, self.models_.fseg.predict_proba(s["stats"], initial=s["init"]))
+    def predict_proba(self, X) -> np.ndarray:
+        """Fused-classifier class probabilities ``(n_tracks, n_labels)``, columns in ``classes_``."""
+        return self._fused_proba(self._stages(self._sequences(X)))
 
-    def predict(self, sequences) -> list:
-        """Genre name of each track (fused classifier)."""
-        s = self._stages(sequences)
-        return [self.label_names_[int(i)] for i in self.models_.fseg.predict(s["stats"], initial=s["init"])]
+    def predict(self, X) -> np.ndarray:
+        """Genre of each track: the argmax of :meth:`predict_proba`."""
+        proba = self.predict_proba(X)  # checks fitted first
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Accuracy of :meth:`predict` (FSeg_acc); a FeatureSet brings its own labels."""
+        if isinstance(X, FeatureSet) and y is None:
+            y = [r.get("label") for r in X.rows]
+        return super().score(X, y, sample_weight=sample_weight)
 
     def evaluate(self, features: FeatureSet) -> EvaluationResult:
         """Frame_acc, Seg_acc, LSeg_acc and FSeg_acc on labelled features."""
@@ -194,17 +289,15 @@ class GenreClassifier:
         """
         from .features import compute_features_from_file
 
-        self._check_fitted()
-        config = self.feature_config_
+        config = self._file_feature_config()
         out = []
         for path in paths:
             try:
                 feats = compute_features_from_file(path, config, max_duration=max_duration)
                 self.check_features(feats.config, feats.data.shape[1], str(path))
                 s = self._stages([feats.data])
-                proba = self._full_proba(self.models_.fseg,
-                                         self.models_.fseg.predict_proba(s["stats"], initial=s["init"]))[0]
-                genre = self.label_names_[int(self.models_.fseg.predict(s["stats"], initial=s["init"])[0])]
+                proba = self._fused_proba(s)[0]
+                genre = self.label_names_[int(np.argmax(proba))]
                 out.append(TrackPrediction(
                     path=str(path), genre=genre, duration=feats.info["duration"],
                     probabilities={n: float(p) for n, p in zip(self.label_names_, proba)},
@@ -239,14 +332,22 @@ class GenreClassifier:
         """
         from .timeline import Timeline, TimelineConfig, decode_segments, file_posteriors
 
-        self._check_fitted()
+        features = self._file_feature_config()
         config = config or TimelineConfig()
-        times, post, duration = file_posteriors(path, self.models_.frame_model, self.feature_config_, progress,
-                                                config.window_frames(self.feature_config_.hop_seconds))
+        with torch_threads(self.n_threads):
+            times, post, duration = file_posteriors(path, self.models_.frame_model, features, progress,
+                                                    config.window_frames(features.hop_seconds))
         return Timeline(path=str(path), duration_s=duration, times=times, posteriors=post,
                         label_names=list(self.label_names_),
                         segments=decode_segments(post, times, self.label_names_, config, duration),
-                        config=config, info={"frame_model": self.frame_config.kind})
+                        config=config, info={"frame_model": self.models_.frame_model.config.kind})
+
+    def _file_feature_config(self) -> FeatureConfig:
+        self._check_fitted()
+        if self.feature_config_ is None:
+            raise ModelError("this model was fitted on bare arrays without a feature config, so it cannot "
+                             "compute features of audio files: fit(X, y, feature_config=...) names it")
+        return self.feature_config_
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory) -> Path:
@@ -267,12 +368,12 @@ class GenreClassifier:
         meta = {
             "format": MODEL_FORMAT,
             "label_names": self.label_names_,
-            "feature_config": self.feature_config_.to_dict(),
-            "feature_hash": self.feature_config_.hash,
+            "feature_config": None if self.feature_config_ is None else self.feature_config_.to_dict(),
+            "feature_hash": None if self.feature_config_ is None else self.feature_config_.hash,
             "channels": {k: [None if isinstance(x, float) and np.isnan(x) else x for x in np.asarray(v).tolist()]
                          for k, v in self.channels_.items()},
             "frame_model": self.models_.frame_model.metadata(),
-            "segment_config": self.segment_config.to_dict(),
+            "segment_config": self.models_.config.to_dict(),
             "segment_classifiers": seg_meta,
             "training": self.training_,
             "versions": library_versions(),
@@ -304,8 +405,9 @@ class GenreClassifier:
                              f"after the model was saved")
         try:
             arrays = st_load(payload)
-            feature_config = FeatureConfig.from_dict(meta["feature_config"])
-            if feature_config.hash != meta["feature_hash"]:
+            feature_config = (None if meta["feature_config"] is None
+                              else FeatureConfig.from_dict(meta["feature_config"]))
+            if feature_config is not None and feature_config.hash != meta["feature_hash"]:
                 raise ModelError(f"{meta_path}: feature config does not match its recorded hash (edited?)")
             frame_model = TrainedFrameModel.from_state(
                 {k[len("frame."):]: v for k, v in arrays.items() if k.startswith("frame.")},
@@ -324,12 +426,72 @@ class GenreClassifier:
                              f"{frame_model.n_classes} outputs")
         clf = cls(frame_config=frame_model.config, segment_config=seg_config)
         clf.label_names_ = label_names
+        clf.classes_ = np.asarray(label_names)
+        clf.n_features_in_ = int(frame_model.n_in)
         clf.feature_config_ = feature_config
         clf.channels_ = {k: np.asarray([np.nan if x is None else x for x in v]) for k, v in meta["channels"].items()}
         clf.models_ = SegmentModels(frame_model=frame_model, lseg=segs["lseg"], fseg=segs["fseg"], config=seg_config)
         clf.training_ = meta.get("training", {})
         clf.meta_ = meta
+        _warn_on_version_mismatch(meta.get("versions", {}), directory)
         return clf
+
+
+def _warn_on_version_mismatch(saved: dict, where) -> None:
+    """Warn when the libraries that determine a model's numbers differ from those that saved it."""
+    installed = library_versions()
+    differ = [f"{name} {saved[name]} (installed {installed[name]})" for name in NUMERIC_LIBRARIES
+              if name in saved and name in installed and saved[name] != installed[name]]
+    if differ:
+        warnings.warn(f"{where}: saved with other library versions: {', '.join(differ)}; its predictions may "
+                      f"differ slightly from those it gave when saved", VersionMismatchWarning, stacklevel=3)
+
+
+def _is_sequence_list(X) -> bool:
+    if isinstance(X, np.ndarray):
+        return X.ndim == 3
+    return isinstance(X, (list, tuple)) and len(X) > 0 and all(np.ndim(x) == 2 for x in X)
+
+
+def _as_sequences(X) -> list:
+    """Per-track float32 frame matrices, validated as scikit-learn validates a table.
+
+    A list of 2-D arrays (or a 3-D array) is one frame matrix per track; anything else
+    is a table (``check_array``'s rules: no sparse, complex, empty, 1-D or non-finite
+    input) read as one frame per track.
+    """
+    if _is_sequence_list(X):
+        sequences = [check_array(x, dtype=np.float32, ensure_min_features=1, input_name=f"track {i}")
+                     for i, x in enumerate(X)]
+        widths = {x.shape[1] for x in sequences}
+        if len(widths) > 1:
+            raise ValueError(f"tracks differ in features per frame: {sorted(widths)}")
+        return sequences
+    table = check_array(X, dtype=np.float32)
+    return [row[None, :] for row in table]
+
+
+def _as_training_set(X, y, feature_config) -> tuple[FeatureSet, np.ndarray]:
+    """A FeatureSet and the class values from ``fit``'s arguments (a FeatureSet passes through)."""
+    if isinstance(X, FeatureSet):
+        if y is not None:
+            raise ValueError("a FeatureSet carries its own labels: call fit(features) without y")
+        if any(lab < 0 for lab in X.labels):
+            raise GenresegError("every training track needs a label")
+        return X, np.asarray(X.label_names)
+    if y is None:
+        raise ValueError("GenreClassifier requires y to be passed, but the target y is None "
+                         "(a FeatureSet carries its labels; bare arrays need y)")
+    sequences = _as_sequences(X)
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"), warn=True)
+    check_classification_targets(y)
+    if len(y) != len(sequences):
+        raise ValueError(f"y must hold one label per track: {len(sequences)} tracks, {len(y)} labels")
+    classes, codes = np.unique(y, return_inverse=True)
+    rows = [{"track_id": f"track-{i:05d}", "label": str(v)} for i, v in enumerate(y)]
+    features = FeatureSet(rows=rows, sequences=sequences, labels=codes.astype(np.int64),
+                          label_names=[str(c) for c in classes], channels={}, config=feature_config)
+    return features, classes
 
 
 def _relabel(features: FeatureSet, label_names: list) -> FeatureSet:

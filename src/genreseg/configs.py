@@ -15,6 +15,8 @@ import hashlib
 import json
 import re
 
+from .files import to_jsonable
+
 __all__ = ["ConfigMixin", "stable_hash", "strict_from_dict"]
 
 
@@ -42,14 +44,6 @@ def stable_hash(d: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _jsonable(value):
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
 class ConfigMixin:
     """``to_dict`` / ``from_dict`` / ``replace`` / ``hash`` for a frozen dataclass.
 
@@ -59,7 +53,7 @@ class ConfigMixin:
 
     def to_dict(self) -> dict:
         """The fields as JSON-ready values (tuples as lists)."""
-        return _jsonable(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict):

@@ -57,7 +57,7 @@ def find_data(data) -> tuple[Path | None, str]:
 
 
 def main(argv=None) -> int:
-    from .reproduce import ReproduceOptions, command_line, run_reproduce
+    from .experiments import ReproduceOptions, command_line, run_reproduce
     from .synthetic import SyntheticConfig, make_synthetic_corpus
 
     ap = argparse.ArgumentParser(

@@ -29,3 +29,7 @@ class ModelError(GenresegError):
 
 class DatasetError(GenresegError):
     """A dataset layout, manifest or split request cannot be satisfied."""
+
+
+class TrainingDataError(GenresegError, ValueError):
+    """Training data a model cannot learn from (one class, no labels)."""

@@ -19,6 +19,8 @@ import numpy as np
 __all__ = [
     "EvaluationResult",
     "aggregate",
+    "mean_std",
+    "paired_comparison",
     "confusion_matrix",
     "evaluate",
     "frame_accuracy",
@@ -223,24 +225,94 @@ def summarize(values) -> tuple[float, float]:
     return float(v.mean()), float(v.std())
 
 
-def aggregate(results: list) -> dict:
+def mean_std(values) -> dict | None:
+    """``{"mean", "std", "n"}`` of the values that are not None/NaN (population std); None when none are."""
+    n = sum(v is not None and not np.isnan(float(v)) for v in values)
+    if n == 0:
+        return None
+    mean, std = summarize(values)
+    return {"mean": mean, "std": std, "n": int(n)}
+
+
+#: The accuracies of one evaluation, in the paper's order.
+MEASURES = ("frame_acc", "seg_acc", "lseg_acc", "fseg_acc")
+
+
+def aggregate(results: list, measures=MEASURES) -> dict:
     """Mean ± std of each accuracy over several results (folds or seeds).
+
+    Parameters
+    ----------
+    results : list of EvaluationResult or dict
+        Results, or records with the same keys (``n_tracks`` and the measures).
+    measures : tuple of str
 
     Returns
     -------
     dict
-        ``{"n_results", "n_tracks" (total over results), "frame_acc": {"mean", "std"},
-        "seg_acc": ..., "lseg_acc": ..., "fseg_acc": ...}``; a measure missing from every
-        result is None.
+        ``{"n_results", "n_tracks" (total over results), measure: {"mean", "std", "n"} or
+        None, ...}``; a measure missing from every result is None.
     """
     if not results:
         raise ValueError("nothing to aggregate")
-    out: dict = {"n_results": len(results), "n_tracks": int(sum(r.n_tracks for r in results))}
-    for name in ("frame_acc", "seg_acc", "lseg_acc", "fseg_acc"):
-        values = [getattr(r, name) for r in results]
-        if all(v is None for v in values):
-            out[name] = None
-        else:
-            mean, std = summarize(values)
-            out[name] = {"mean": mean, "std": std}
+
+    def get(r, name):
+        return r.get(name) if isinstance(r, dict) else getattr(r, name, None)
+
+    out: dict = {"n_results": len(results), "n_tracks": int(sum(get(r, "n_tracks") or 0 for r in results))}
+    for name in measures:
+        out[name] = mean_std([get(r, name) for r in results])
+    return out
+
+
+def paired_comparison(a: list, b: list, n_test_tracks: int, name_a: str, name_b: str) -> dict:
+    """Compare two systems scored on the same folds.
+
+    Parameters
+    ----------
+    a, b : list of float or None
+        Accuracy of each system on each (seed, fold), aligned; folds where either is
+        missing are left out.
+    n_test_tracks : int
+        Distinct test tracks behind the figures (for the wording).
+    name_a, name_b : str
+
+    Returns
+    -------
+    dict
+        ``diff_mean`` (a − b), ``diff_std`` (over folds), ``wins``/``losses``/``ties``
+        of a, ``spread`` (the larger of the two systems' fold std), ``significant``
+        (the mean difference exceeds that spread), ``consistent`` (the same sign on
+        every one of at least 3 folds), and ``sentence``.
+    """
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    if not pairs:
+        return {"sentence": f"{name_a} vs {name_b}: no fold where both ran.", "n": 0}
+    x, y = np.array(pairs, dtype=np.float64).T
+    d = x - y
+    spread = float(max(x.std(), y.std()))
+    out = {"n": len(d), "a_mean": float(x.mean()), "b_mean": float(y.mean()), "diff_mean": float(d.mean()),
+           "diff_std": float(d.std()), "wins": int((d > 0).sum()), "losses": int((d < 0).sum()),
+           "ties": int((d == 0).sum()), "spread": spread}
+    # "Significant" here is deliberately modest: larger than one std of the fold spread
+    # (the scale of fold-to-fold noise), not a statistical test; with a handful of folds
+    # of a few dozen tracks nothing stronger is honest.
+    out["significant"] = bool(abs(out["diff_mean"]) > spread and out["diff_mean"] != 0)
+    diff = out["diff_mean"]
+    verb = f"beats {name_b} by {diff:.3f}" if diff > 0 else f"trails {name_b} by {-diff:.3f}" if diff < 0 \
+        else f"ties with {name_b}"
+    folds = f"ahead on {out['wins']}, behind on {out['losses']}, level on {out['ties']} of {len(d)} folds"
+    # Paired view: the same folds, so a difference of one sign on every fold says more
+    # than the (unpaired) spread does.
+    out["consistent"] = bool(len(d) >= 3 and (out["wins"] == len(d) or out["losses"] == len(d)))
+    if out["significant"]:
+        verdict = (f"more than one std of the fold spread (±{spread:.3f}): a real-looking difference, though "
+                   f"{n_test_tracks} tracks cannot make it conclusive")
+    elif out["consistent"]:
+        verdict = (f"within one std of the fold spread (±{spread:.3f}) but of the same sign on every fold: "
+                   f"suggestive, not significant on {n_test_tracks} tracks")
+    else:
+        verdict = (f"within one std of the fold spread (±{spread:.3f}): not a significant difference "
+                   f"on {n_test_tracks} tracks")
+    out["sentence"] = f"{name_a} {verb} ({x.mean():.3f} vs {y.mean():.3f}; {folds}) — {verdict}."
     return out

@@ -8,11 +8,31 @@ write to a temporary name in the target's file system, fsync, ``os.replace``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import uuid
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_json"]
+import numpy as np
+
+__all__ = ["atomic_write_bytes", "atomic_write_json", "to_jsonable"]
+
+
+def to_jsonable(obj):
+    """Plain JSON data: tuples as lists, NumPy scalars and arrays unwrapped, NaN and inf as null."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
 
 
 def atomic_write_bytes(path, payload: bytes, tmp_dir=None, mode: int | None = None) -> None:
@@ -44,7 +64,7 @@ def atomic_write_bytes(path, payload: bytes, tmp_dir=None, mode: int | None = No
             tmp.unlink()
 
 
-def atomic_write_json(path, obj, tmp_dir=None, indent: int = 2) -> None:
-    """Write ``obj`` as sorted-key JSON (strict: NaN refused) atomically."""
-    text = json.dumps(obj, indent=indent, sort_keys=True, allow_nan=False) + "\n"
+def atomic_write_json(path, obj, tmp_dir=None, indent: int = 2, sort_keys: bool = True) -> None:
+    """Write :func:`to_jsonable` of ``obj`` as JSON atomically (NaN and inf become null)."""
+    text = json.dumps(to_jsonable(obj), indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
     atomic_write_bytes(path, text.encode(), tmp_dir)

@@ -228,13 +228,16 @@ def _fusion_transform(config: SegmentConfig, dims: tuple[int, ...], pca_componen
 
 
 class CalibratedSVC(ClassifierMixin, BaseEstimator):
-    """RBF SVC whose ``predict`` is libsvm's one-vs-one vote and ``predict_proba`` Platt's.
+    """RBF SVC with Platt-calibrated probabilities; ``predict`` is their argmax.
 
     The probabilities come from :class:`~sklearn.calibration.CalibratedClassifierCV`
     (sigmoid, ``ensemble=False``: calibrated on out-of-fold decision values, one SVC
     fitted on all rows), the route scikit-learn recommends since ``SVC(probability=True)``
-    was deprecated (1.9). With a class of a single row no calibration fold exists and
-    ``predict_proba`` falls back to a softmax of the one-vs-rest decision values.
+    was deprecated (1.9). Everything is fitted in :meth:`fit`: prediction changes no
+    state. ``predict`` is the argmax of :meth:`predict_proba`, so the label and the
+    probabilities never disagree (libsvm's one-vs-one vote can, on near-ties). With a
+    class of a single row no calibration fold exists and the probabilities are a
+    softmax of the one-vs-rest decision values.
 
     Parameters
     ----------
@@ -254,25 +257,24 @@ class CalibratedSVC(ClassifierMixin, BaseEstimator):
         return SVC(kernel="rbf", C=self.C, gamma=self.gamma, decision_function_shape="ovr")
 
     def fit(self, X, y):
-        self.svc_ = self._svc().fit(X, y)
+        X, y = np.asarray(X), np.asarray(y)
+        n_cal = min(self.cal_folds, int(np.min(np.unique(y, return_counts=True)[1])))
+        if n_cal >= 2:
+            cv = StratifiedKFold(n_cal, shuffle=True, random_state=self.random_state)
+            self.calibrator_ = CalibratedClassifierCV(self._svc(), method="sigmoid", ensemble=False,
+                                                      cv=cv).fit(X, y)
+            self.svc_ = self.calibrator_.calibrated_classifiers_[0].estimator
+        else:
+            self.calibrator_ = None
+            self.svc_ = self._svc().fit(X, y)
         self.classes_ = self.svc_.classes_
-        # The calibration (another SVC per fold plus a sigmoid per class) costs more than
-        # the SVC itself and is only needed by predict_proba: it is fitted there, on first
-        # use, from these rows. Deterministic, so when it runs does not matter.
-        self._X, self._y = np.asarray(X), np.asarray(y)
-        self.calibrator_ = None
         return self
 
     def predict(self, X):
-        return self.svc_.predict(X)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def predict_proba(self, X):
-        n_cal = min(self.cal_folds, int(np.min(np.unique(self._y, return_counts=True)[1])))
-        if n_cal >= 2:
-            if self.calibrator_ is None:
-                cv = StratifiedKFold(n_cal, shuffle=True, random_state=self.random_state)
-                self.calibrator_ = CalibratedClassifierCV(self._svc(), method="sigmoid", ensemble=False,
-                                                          cv=cv).fit(self._X, self._y)
+        if self.calibrator_ is not None:
             return self.calibrator_.predict_proba(X)
         d = np.atleast_2d(self.svc_.decision_function(X).T).T
         if d.shape[1] == 1:  # binary: one decision value
@@ -406,11 +408,8 @@ class SegmentClassifier:
         return self.pipeline_.predict(X)
 
     def predict_proba(self, stats, initial=None) -> np.ndarray:
-        """Class probabilities ``(n_tracks, len(classes_))`` (sigmoid-calibrated for the SVM).
-
-        For the SVM, :meth:`predict` follows libsvm's one-vs-one vote and can disagree
-        with the argmax of these on near-ties (see :class:`CalibratedSVC`).
-        """
+        """Class probabilities ``(n_tracks, len(classes_))`` (sigmoid-calibrated for the SVM);
+        :meth:`predict` is their argmax."""
         X = self._check(stats, initial)
         return self.pipeline_.predict_proba(X)
 
