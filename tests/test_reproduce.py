@@ -247,10 +247,21 @@ def test_reproduce_writes_report_results_and_figures(first_run):
                 assert agg[m]["mean"] == pytest.approx(np.mean(values))
                 assert agg[m]["std"] == pytest.approx(np.std(values))
 
+    # the run learns: blues, classical and metal are far apart (chance 1/3). Measured with
+    # --epochs 2: every row Frame 0.96-0.99 and Seg 1.0, LSeg/FSeg 1.0, scattering SVM 0.92,
+    # MFCC SVM 1.0 (2 folds of 6 tracks, seed 0).
+    for key in PAPER_KEYS:
+        agg = doc["aggregates"][key]
+        assert agg["frame_acc"]["mean"] >= 0.8 and agg["seg_acc"]["mean"] >= 0.75, (key, agg)
+        if key.startswith("lstm"):
+            assert agg["lseg_acc"]["mean"] >= 0.75 and agg["fseg_acc"]["mean"] >= 0.75, (key, agg)
+    for name in ("scattering-svm", "mfcc-svm"):
+        assert doc["aggregates"][name]["track_acc"]["mean"] >= 0.75, (name, doc["aggregates"][name])
+
     report = (out / "REPORT.md").read_text()
     for text in ("Table 2", "Table 3", "Baselines", "Reading", "DNN(1024) | DNN(128)",
                  "LSTM(1024-1024) | LSTM(128-128)", "mean ± std over 2 test folds", "blues 4, classical 4, metal 4",
-                 "torch", "sklearn", "kymatio", "Wall time per stage", "extraction", "plots",
+                 "torch", "scikit-learn", "Wall time per stage", "extraction", "plots",
                  "![figure 3](figure3_posteriors.png)", "seeds: 0"):
         assert text in report, text
     seg = doc["aggregates"]["lstm-512"]["seg_acc"]

@@ -223,30 +223,25 @@ def fit_svm(X, y, grid: SVMGrid = SVMGrid()):
         ``C``, ``gamma`` (absolute), ``cv_score`` (mean CV accuracy of the choice, None
         without a search) and ``cv_folds`` used.
     """
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
+
+    from .search import grid_search, relative_gammas
 
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     if X.ndim != 2 or len(X) != len(y) or len(y) == 0:
         raise ValueError(f"expected (n_tracks, n_features) and one label per track, got {X.shape} and {y.shape}")
-    gammas = [g / X.shape[1] for g in grid.gamma_grid]
-    pipe = Pipeline([("scale", StandardScaler()), ("svm", SVC(kernel="rbf"))])
-    n_splits = min(grid.cv_folds, int(np.unique(y, return_counts=True)[1].min()))
-    if len(np.unique(y)) < 2 or n_splits < 2:
-        # Nothing to search with: the middle of the grid, stated in the result.
-        params = {"C": grid.C_grid[len(grid.C_grid) // 2], "gamma": gammas[len(gammas) // 2]}
-        model = pipe.set_params(svm__C=params["C"], svm__gamma=params["gamma"]).fit(X, y)
-        return model, dict(params, cv_score=None, cv_folds=0)
-    search = GridSearchCV(pipe, {"svm__C": list(grid.C_grid), "svm__gamma": gammas},
-                          cv=StratifiedKFold(n_splits, shuffle=True, random_state=grid.seed),
-                          scoring="accuracy", refit=True, n_jobs=1)
-    search.fit(X, y)
-    best = search.best_params_
-    return search.best_estimator_, {"C": float(best["svm__C"]), "gamma": float(best["svm__gamma"]),
-                                    "cv_score": float(search.best_score_), "cv_folds": n_splits}
+    # Standardising is unsupervised: fitted once on the training tracks, then searched on.
+    scaler = StandardScaler().fit(X)
+    Z = scaler.transform(X)
+    grid_values = {"C": list(grid.C_grid), "gamma": relative_gammas(Z, grid.gamma_grid)}
+    params, cv_score, n_splits = grid_search(SVC(kernel="rbf"), grid_values, Z, y, grid.cv_folds, grid.seed)
+    model = Pipeline([("scale", scaler), ("svm", SVC(kernel="rbf", C=params["C"], gamma=params["gamma"]))])
+    model.fit(X, y)
+    return model, {"C": float(params["C"]), "gamma": float(params["gamma"]), "cv_score": cv_score,
+                   "cv_folds": n_splits}
 
 
 def svm_baseline(X_train, y_train, X_test, grid: SVMGrid = SVMGrid()) -> tuple[np.ndarray, dict]:
