@@ -6,7 +6,7 @@ One command goes from audio to a report::
 
 1. **Extraction** — scattering frames of every track into a feature store
    (``RESULTS/store`` unless ``--store``); a rerun finds them there and says so.
-2. **Folds** — the protocol's train/test splits (:func:`genreseg.datasets.make_splits`),
+2. **Folds** — the protocol's train/test splits (:func:`genreseg.splits.make_splits`),
    once per seed.
 3. **Table 2** — on every fold, each frame model of the paper (DNN(1024), DNN(1024-1024),
    LSTM(512), LSTM(1024), LSTM(512-512), LSTM(1024-1024)) is trained on the training
@@ -938,7 +938,8 @@ def run_reproduce(options: ReproduceOptions, log_stream=None, command: str | Non
     """
     import torch
 
-    from .datasets import list_dataset, make_splits
+    from .datasets import list_dataset
+    from .splits import make_splits
 
     t_start = time.perf_counter()
     out = Path(options.out)
@@ -991,7 +992,9 @@ def run_reproduce(options: ReproduceOptions, log_stream=None, command: str | Non
         X_base = _baseline_features(run, features, usable, stored_rows, store.root) if options.baselines else {}
         kept: dict = {}  # the first fold's test posteriors, for Figure 3
         for seed in options.seeds:
-            splits = make_splits(usable, protocol, options.folds, seed)
+            splits = make_splits([t.label for t in usable], protocol, options.folds, seed,
+                                 split_names=[t.split for t in usable], artists=[t.artist for t in usable],
+                                 replicas=[stored_rows[t.track_id]["key"] for t in usable])
             for f, (tr, te) in enumerate(splits):
                 where = f"seed {seed} fold {f + 1}/{len(splits)}"
                 try:
