@@ -164,12 +164,6 @@ def score(segments, mix: Mix) -> dict:
 
 
 # --------------------------------------------------------------------------- models
-class _Track:
-    def __init__(self, row):
-        self.label, self.track_id, self.path = row["label"], row["track_id"], row["path"]
-        self.split, self.artist = None, None
-
-
 def train_models(features, idx, seed: int) -> dict:
     from genreseg.models import default_preset, train_frame_model
 
@@ -213,10 +207,10 @@ def seg_acc(model, features, idx) -> float:
 
 def tune(features, rows, train_idx, seed: int, work: Path, n_mixes: int, minutes: float, log) -> dict:
     """Best (switch_penalty, min_duration_s) per frame model, on the training folds only."""
-    from genreseg.datasets import kfold_splits
+    from genreseg.splits import kfold_splits
     from genreseg.timeline import TimelineConfig
 
-    inner = kfold_splits([_Track(rows[i]) for i in train_idx], 4, seed)[0]
+    inner = kfold_splits([rows[i]["label"] for i in train_idx], 4, seed)[0]
     fit_idx, val_idx = [train_idx[i] for i in inner[0]], [train_idx[i] for i in inner[1]]
     models = train_models(features, fit_idx, seed)
     grid: dict = {}  # (kind, window, penalty, duration) -> accuracy + F of each tuning mix
@@ -350,9 +344,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    from genreseg.datasets import kfold_splits, load_dataset
+    from genreseg.datasets import load_dataset
     from genreseg.extract import extract
     from genreseg.features import FeatureConfig
+    from genreseg.splits import kfold_splits
     from genreseg.store import FeatureStore
 
     torch.set_num_threads(1)  # small models on a shared machine: see benchmarks/segment_choices.py
@@ -369,7 +364,7 @@ def main(argv=None) -> int:
         extract(tracks, args.store, FeatureConfig(), workers=2, progress=False)
     features = FeatureStore(args.store).load()
     rows = features.rows
-    folds = kfold_splits([_Track(r) for r in rows], 5, 0)
+    folds = kfold_splits([r["label"] for r in rows], 5, 0)
     results, timings = [], []
     for fold in args.folds:
         train_idx, test_idx = (list(map(int, x)) for x in folds[fold])

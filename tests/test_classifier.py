@@ -11,25 +11,19 @@ import soundfile as sf
 from conftest import gtzan_clip
 from genreseg.classifier import GenreClassifier, make_frame_config
 from genreseg.cli import main as cli_main
-from genreseg.datasets import kfold_splits
 from genreseg.errors import ModelError
 from genreseg.features import FeatureConfig
 from genreseg.segments import SegmentConfig
+from genreseg.splits import kfold_splits
 
 # Small but real: enough to be far above chance (10 %) on held-out clips in seconds.
 FAST_FRAME = dict(hidden=(48,), epochs=8)
 FAST_SEGMENT = SegmentConfig(inner_folds=2, cv_folds=3, C_grid=(1.0, 10.0), gamma_grid=(0.5, 1.0))
 
 
-class _T:
-    def __init__(self, label):
-        self.label, self.track_id, self.artist, self.split = label, "", None, None
-
-
 @pytest.fixture(scope="module")
 def split(gtzan_features):
-    tracks = [_T(r["label"]) for r in gtzan_features.rows]
-    train_idx, test_idx = kfold_splits(tracks, 5, seed=0)[0]
+    train_idx, test_idx = kfold_splits([r["label"] for r in gtzan_features.rows], 5, seed=0)[0]
     return gtzan_features.subset(train_idx), gtzan_features.subset(test_idx)
 
 

@@ -1,4 +1,4 @@
-"""Tests of genreseg.datasets: layouts, manifests and evaluation splits.
+"""Tests of genreseg.datasets: layouts and manifests (the splits are in test_splits.py).
 
 Real data comes from ``../shared/data`` (see its README): the ISMIR 2004 metadata files
 and the gtzan_mini clips. The only hard-coded expectations are what that README states.
@@ -7,7 +7,6 @@ and the gtzan_mini clips. The only hard-coded expectations are what that README 
 from __future__ import annotations
 
 import os
-
 import shutil
 from pathlib import Path
 
@@ -17,24 +16,20 @@ import pytest
 from genreseg.datasets import (
     ISMIR2004_SPLITS,
     Track,
-    artist_kfold_splits,
     detect_layout,
-    inner_folds,
-    kfold_splits,
     label_counts,
     load_csv,
     load_dataset,
     load_folders,
-    read_folders,
     load_ismir2004,
-    make_splits,
-    official_split,
     read_csv_manifest,
     read_dataset,
+    read_folders,
     read_ismir2004,
     read_ismir2004_tracklist,
 )
 from genreseg.errors import DatasetError
+from genreseg.splits import artist_kfold_splits, official_split
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ISMIR_META = DATA / "ismir2004_metadata"
@@ -234,19 +229,19 @@ def test_ismir_metadata_and_audio_overrides(ismir_tree, tmp_path):
 def test_ismir_official_split_is_the_papers_table(tmp_path):
     # No audio: every listed track is "missing", which still carries label and split.
     listed = read_ismir2004(metadata_dir=ISMIR_META, audio_dir=tmp_path).missing
-    ((train, test),) = official_split(listed)
+    ((train, test),) = official_split([t.split for t in listed])
     assert label_counts([listed[i] for i in train]) == README_COUNTS["training"]
     assert label_counts([listed[i] for i in test]) == README_COUNTS["development"]
     assert {listed[i].split for i in train} == {"training"}
     assert {listed[i].split for i in test} == {"development"}
     with pytest.raises(DatasetError, match="no track in split 'nope'"):
-        official_split(listed, test="nope")
+        official_split([t.split for t in listed], test="nope")
 
 
 @needs_ismir
 def test_artist_folds_on_real_training_artists(tmp_path):
     listed = read_ismir2004(metadata_dir=ISMIR_META, audio_dir=tmp_path, splits=["training"]).missing
-    splits = artist_kfold_splits(listed, k=5, seed=0)
+    splits = artist_kfold_splits([t.label for t in listed], [t.artist for t in listed], k=5, seed=0)
     assert len(splits) == 5
     check_partition(splits, len(listed))
     for train, test in splits:
@@ -397,7 +392,7 @@ def test_csv_relative_paths_and_column_order(tmp_path, monkeypatch):
     assert all(t.path.is_file() for t in tracks)
     assert detect_layout(manifest) == "csv"
     assert load_dataset(manifest) == tracks
-    ((train, test),) = official_split(tracks, train="train", test="test")
+    ((train, test),) = official_split([t.split for t in tracks], train="train", test="test")
     assert (train.tolist(), test.tolist()) == ([0], [2])
 
 
@@ -407,7 +402,7 @@ def test_csv_required_columns_only(tmp_path):
     (track,) = load_csv(manifest)
     assert (track.label, track.split, track.artist, track.track_id) == ("pop, dance", None, None, "a.wav")
     with pytest.raises(DatasetError, match="no track in split 'training'"):
-        official_split([track])
+        official_split([track.split])
 
 
 @pytest.mark.parametrize(
@@ -452,113 +447,6 @@ def test_load_dataset_rejects_unknown_layout_and_options(tmp_path):
     with pytest.raises(DatasetError, match="takes no option 'splits'"):
         load_dataset(tmp_path, layout="folders", splits=["training"])
     assert [t.label for t in load_dataset(tmp_path, layout="folders")] == ["rock"]
-
-
-# ---------------------------------------------------------------------------------------
-# Splits
-
-
-def synthetic_tracks(per_label: dict[str, int], artists_per_label: int | None = None) -> list[Track]:
-    tracks = []
-    for label, n in per_label.items():
-        for i in range(n):
-            artist = None if artists_per_label is None else f"{label}-artist{i % artists_per_label}"
-            tracks.append(Track(path=Path(f"/x/{label}/{i}.wav"), label=label, artist=artist))
-    return tracks
-
-
-@needs_gtzan
-def test_kfold_is_stratified_complete_and_deterministic():
-    tracks = load_folders(GTZAN)
-    splits = kfold_splits(tracks, k=5, seed=3)
-    assert len(splits) == 5
-    check_partition(splits, len(tracks))
-    counts = label_counts(tracks)
-    for _, test in splits:
-        # 10 clips per genre over 5 folds: exactly 2 of each in every test fold.
-        assert label_counts([tracks[i] for i in test]) == {g: n // 5 for g, n in counts.items()}
-    again = kfold_splits(tracks, k=5, seed=3)
-    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, again))
-    other = kfold_splits(tracks, k=5, seed=4)
-    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(splits, other))
-    # The documented recipe: sklearn's StratifiedKFold(shuffle=True, random_state=seed).
-    from sklearn.model_selection import StratifiedKFold
-
-    labels = np.array([t.label for t in tracks])
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=3).split(labels, labels)
-    assert all(np.array_equal(test, ours[1]) for (_, test), ours in zip(folds, splits))
-
-
-def test_kfold_too_few_tracks_names_the_label():
-    tracks = synthetic_tracks({"common": 10, "rare": 2})
-    with pytest.raises(DatasetError, match=r"label 'rare' has only 2 tracks, fewer than k=3"):
-        kfold_splits(tracks, k=3, seed=0)
-    assert len(kfold_splits(tracks, k=2, seed=0)) == 2
-    for bad_k in (1, 0, 2.5, True):
-        with pytest.raises(DatasetError, match="at least 2"):
-            kfold_splits(tracks, k=bad_k, seed=0)
-    with pytest.raises(DatasetError, match="no tracks"):
-        kfold_splits([], k=2, seed=0)
-
-
-def test_artist_kfold_never_shares_an_artist():
-    tracks = synthetic_tracks({"a": 30, "b": 20, "c": 12}, artists_per_label=4)
-    for seed in (0, 1):
-        splits = artist_kfold_splits(tracks, k=4, seed=seed)
-        assert len(splits) == 4
-        check_partition(splits, len(tracks))
-        for train, test in splits:
-            assert not {tracks[i].artist for i in train} & {tracks[i].artist for i in test}
-            # Four artists per label over four folds: every label is in every test fold.
-            assert {tracks[i].label for i in test} == {"a", "b", "c"}
-    again = artist_kfold_splits(tracks, k=4, seed=1)
-    assert all(np.array_equal(x[1], y[1]) for x, y in zip(splits, again))
-
-
-def test_artist_kfold_errors():
-    tracks = synthetic_tracks({"a": 6, "b": 6}, artists_per_label=2)
-    with pytest.raises(DatasetError, match="only 4 distinct artists, fewer than k=5"):
-        artist_kfold_splits(tracks, k=5, seed=0)
-    anonymous = tracks[:-1] + [Track(path="/x/b/none.wav", label="b")]
-    with pytest.raises(DatasetError, match=r"1 of 12 tracks have no artist \(first: /x/b/none\.wav\)"):
-        artist_kfold_splits(anonymous, k=2, seed=0)
-
-
-def test_make_splits_dispatches():
-    tracks = synthetic_tracks({"a": 12, "b": 9}, artists_per_label=3)
-    for protocol, direct in (("kfold", kfold_splits), ("artist-kfold", artist_kfold_splits)):
-        got = make_splits(tracks, protocol, k=3, seed=7)
-        want = direct(tracks, 3, 7)
-        assert len(got) == len(want) == 3
-        assert all(np.array_equal(g[0], w[0]) and np.array_equal(g[1], w[1]) for g, w in zip(got, want))
-    split_tracks = [Track(path=f"/x/{i}.wav", label="a", split=("training", "development")[i % 2]) for i in range(6)]
-    ((train, test),) = make_splits(split_tracks, "official")
-    assert (train.tolist(), test.tolist()) == ([0, 2, 4], [1, 3, 5])
-    with pytest.raises(DatasetError, match="unknown protocol 'loo'"):
-        make_splits(tracks, "loo")
-
-
-def test_official_split_errors():
-    tracks = [Track(path="/x/a.wav", label="a", split="training")]
-    with pytest.raises(DatasetError, match=r"no track in split 'development' \(splits present: training\)"):
-        official_split(tracks)
-    with pytest.raises(DatasetError, match="both 'training'"):
-        official_split(tracks, test="training")
-
-
-def test_inner_folds_reduce_k_to_smallest_class():
-    labels = ["x"] * 9 + ["y"] * 3 + ["z"] * 6
-    folds = inner_folds(labels, k=5, seed=0)
-    assert len(folds) == 3
-    check_partition(folds, len(labels))
-    for _, test in folds:
-        held = [labels[i] for i in test]
-        assert (held.count("x"), held.count("y"), held.count("z")) == (3, 1, 2)
-    assert len(inner_folds(np.array([0, 1] * 10), k=4, seed=1)) == 4
-    with pytest.raises(DatasetError, match="label 'y' has a single example"):
-        inner_folds(["x", "x", "y"], k=3, seed=0)
-    with pytest.raises(DatasetError, match="at least 2"):
-        inner_folds(labels, k=1, seed=0)
 
 
 def test_track_defaults_and_label_counts():

@@ -122,3 +122,97 @@ def test_local_cluster_workers_keep_glibcs_malloc_defaults():
     with local_cluster(1) as cluster, Client(cluster) as client:
         seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert list(seen.values()) == [None]
+
+
+# ---------------------------------------------------------------------------------------
+# Two datasets in one store; the CPUs the workers get
+
+
+def test_two_datasets_sharing_a_store_keep_their_rows(tmp_path):
+    """``blues/a.wav`` under two roots is two tracks: neither row overwrites the other."""
+    from genreseg.datasets import load_folders
+
+    roots = []
+    for name, index in (("one", 0), ("two", 1)):
+        root = tmp_path / name
+        (root / "blues").mkdir(parents=True)
+        (root / "blues" / "a.wav").symlink_to(gtzan_clip("blues", index))
+        roots.append(root)
+    store_dir = tmp_path / "s"
+    for root in roots:
+        assert extract(load_folders(root), store_dir, FeatureConfig(), workers=0, progress=False).ok
+    rows = FeatureStore(store_dir).rows()
+    assert [r["track_id"] for r in rows] == ["blues/a.wav", "blues/a.wav"]
+    assert sorted(r["path"] for r in rows) == sorted(str(root.absolute() / "blues" / "a.wav") for root in roots)
+    assert len({r["key"] for r in rows}) == 2
+    # A rerun of the first dataset replaces its own row and leaves the other's alone.
+    report = extract(load_folders(roots[0]), store_dir, workers=0, progress=False)
+    assert len(report.cached) == 1
+    def ids(rows):
+        return [(r["track_id"], r["path"], r["key"]) for r in rows]
+
+    assert ids(FeatureStore(store_dir).rows()) == ids(rows)
+    # The first dataset moved (same audio, same id, another folder): its row follows it.
+    moved = tmp_path / "moved"
+    roots[0].rename(moved)
+    extract(load_folders(moved), store_dir, workers=0, progress=False)
+    paths = sorted(r["path"] for r in FeatureStore(store_dir).rows())
+    assert paths == sorted([str(moved.absolute() / "blues" / "a.wav"), str(roots[1].absolute() / "blues" / "a.wav")])
+
+
+def test_a_changed_file_replaces_its_row(tmp_path):
+    """Same track_id and path, new content: the later row wins (no stale duplicate)."""
+    store = FeatureStore(tmp_path / "s", FeatureConfig())
+    for key in ("k1", "k2", "k3"):
+        store.entry_path(key).write_bytes(b"")  # rows() lists rows whose entry exists
+    row = {"track_id": "blues/a.wav", "path": "/data/blues/a.wav", "label": "blues"}
+    store.append_rows([dict(row, key="k1"), dict(row, key="k2"),
+                       dict(row, key="k3", path="/other/blues/a.wav")])
+    assert [(r["path"], r["key"]) for r in store.rows()] == [("/data/blues/a.wav", "k2"),
+                                                              ("/other/blues/a.wav", "k3")]
+
+
+def test_worker_threads_follow_the_cpus_this_process_may_use(tmp_path, monkeypatch):
+    """Threads per worker come from the affinity mask, not from os.cpu_count()."""
+    import dask.distributed
+
+    import genreseg.extract as extract_module
+    from genreseg.runtime import usable_cpus
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+    assert usable_cpus() == 6
+
+    handed: list = []
+
+    class Future:
+        def __init__(self, item):
+            self.item = item
+
+        def result(self):
+            return {"track_id": self.item["track_id"], "path": self.item["path"], "status": "failed",
+                    "error": "not run"}
+
+    class Client:
+        def __init__(self, cluster):
+            pass
+
+        def submit(self, fn, item, store_root, config_dict, threads, pure=True):
+            handed.append(threads)
+            return Future(item)
+
+        def close(self):
+            pass
+
+    class Cluster:
+        def close(self):
+            pass
+
+    monkeypatch.setattr(extract_module, "local_cluster", lambda n: Cluster())
+    monkeypatch.setattr(dask.distributed, "Client", Client)
+    monkeypatch.setattr(dask.distributed, "as_completed", lambda futures: list(futures))
+    tracks = [{"path": str(tmp_path / f"{i}.wav"), "label": "x", "track_id": f"{i}.wav"} for i in range(2)]
+    for workers, want in ((1, 6), (2, 3), (4, 1), (12, 1)):
+        handed.clear()
+        extract(tracks, tmp_path / "s", FeatureConfig(), workers=workers, progress=False)
+        assert handed == [want, want], (workers, handed)

@@ -84,8 +84,8 @@ def cmd_info(args) -> int:
 # ---------------------------------------------------------------------- train / evaluate / predict
 def _training_rows(store, args):
     """Rows to train on: a named split, the complement of one stratified fold, or all."""
-    from .datasets import kfold_splits
     from .errors import DatasetError
+    from .splits import kfold_splits
 
     rows = store.rows()
     if args.split:
@@ -95,17 +95,11 @@ def _training_rows(store, args):
     if args.fold is not None:
         if not 0 <= args.fold < args.folds:
             raise DatasetError(f"--fold must be in 0..{args.folds - 1}, got {args.fold}")
-        train_idx, _ = kfold_splits([_RowTrack(r) for r in rows], args.folds, args.seed)[args.fold]
+        # The entry key names the audio's content: copies of one recording stay on one side.
+        train_idx, _ = kfold_splits([r["label"] for r in rows], args.folds, args.seed,
+                                    replicas=[r["key"] for r in rows])[args.fold]
         rows = [rows[i] for i in train_idx]
     return rows
-
-
-class _RowTrack:
-    """A manifest row seen as a datasets.Track (label, track_id) for the split functions."""
-
-    def __init__(self, row):
-        self.label, self.track_id, self.path = row["label"], row["track_id"], row["path"]
-        self.split, self.artist = row.get("split"), row.get("artist")
 
 
 def cmd_train(args) -> int:

@@ -5,7 +5,8 @@ Layout of a store directory::
     STORE/
       store.json       format version, feature config and its hash (one config per store)
       manifest.jsonl   one JSON row per track: track_id, path, label, split, artist, key,
-                       duration, n_frames (append-only; the last row of a track_id wins)
+                       duration, n_frames (append-only; a row replaces an earlier row of
+                       the same track_id and the same path or key, see FeatureStore.rows)
       problems.json    files the last extraction failed on or passed over, with reasons
       entries/         <content-hash>-<config-hash>.npz, self-describing: the frames, the
                        per-channel metadata and a JSON provenance record
@@ -206,10 +207,17 @@ class FeatureStore:
         self._rows_cache = None
 
     def rows(self) -> list:
-        """Manifest rows whose entry exists, one per track_id (the latest), sorted by track_id."""
+        """Manifest rows whose entry exists, sorted by track_id (then path).
+
+        A track is its ``track_id`` and its file: a later row replaces an earlier one of
+        the same ``track_id`` when it has the same ``path`` (a rerun, or the file changed)
+        or the same ``key`` (the same audio, the dataset moved). Two datasets sharing
+        one store can hold the same relative ``track_id`` (``blues/a.wav`` under two
+        roots) for different audio: both rows are kept.
+        """
         if self._rows_cache is not None:
             return list(self._rows_cache)
-        latest: dict = {}
+        latest: dict = {}  # track_id -> rows of that id, each a different path and key
         if self.manifest_path.exists():
             with open(self.manifest_path, encoding="utf-8") as fh:
                 for line in fh:
@@ -218,8 +226,12 @@ class FeatureStore:
                     except json.JSONDecodeError:
                         continue  # a line torn by a kill mid-write
                     if isinstance(row, dict) and "track_id" in row and "key" in row:
-                        latest[row["track_id"]] = row
-        rows = sorted((r for r in latest.values() if self.has(r["key"])), key=lambda r: r["track_id"])
+                        same_id = latest.setdefault(row["track_id"], [])
+                        same_id[:] = [r for r in same_id
+                                      if r.get("path") != row.get("path") and r["key"] != row["key"]]
+                        same_id.append(row)
+        rows = sorted((r for same_id in latest.values() for r in same_id if self.has(r["key"])),
+                      key=lambda r: (r["track_id"], str(r.get("path"))))
         self._rows_cache = rows
         return list(rows)
 

@@ -331,7 +331,8 @@ def run_reproduce(options: ReproduceOptions, log_stream=None, command: str | Non
 
 
 def _run_reproduce(options: ReproduceOptions, log_stream, command, synthetic) -> tuple[dict, int]:
-    from ..datasets import list_dataset, make_splits
+    from ..datasets import list_dataset
+    from ..splits import make_splits
 
     t_start = time.perf_counter()
     out = Path(options.out)
@@ -380,7 +381,10 @@ def _run_reproduce(options: ReproduceOptions, log_stream, command, synthetic) ->
         X_base = _baseline_features(run, features, usable, stored_rows, store.root) if options.baselines else {}
         kept: dict = {}  # the first fold's test posteriors, for Figure 3
         for seed in options.seeds:
-            splits = make_splits(usable, protocol, options.folds, seed)
+            # The entry key names the audio's content: copies of one recording stay on one side.
+            splits = make_splits([t.label for t in usable], protocol, options.folds, seed,
+                                 split_names=[t.split for t in usable], artists=[t.artist for t in usable],
+                                 replicas=[stored_rows[t.track_id]["key"] for t in usable])
             for f, (tr, te) in enumerate(splits):
                 where = f"seed {seed} fold {f + 1}/{len(splits)}"
                 try:
