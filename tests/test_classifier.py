@@ -45,7 +45,11 @@ def test_held_out_accuracy_well_above_chance(fitted, split):
     assert np.asarray(result.confusion).sum() == 20
     proba = fitted.predict_proba(test.sequences)
     assert proba.shape == (20, 10) and np.allclose(proba.sum(1), 1, atol=1e-6)
-    assert set(fitted.predict(test.sequences)) <= set(test.label_names)
+    # predict is the fused classifier's decision, the one FSeg_acc scores, and its label names
+    pred = fitted.predict(test.sequences)
+    assert pred.tolist() == [test.label_names[i] for i in result.predictions["fseg"]]
+    assert pred.tolist() == [fitted.label_names_[i] for i in proba.argmax(axis=1)]
+    assert fitted.score(test) == pytest.approx(result.fseg_acc)
 
 
 def test_save_load_gives_identical_predictions(fitted, split, tmp_path):

@@ -85,7 +85,6 @@ def test_features_of_a_real_clip():
     # real music is well above the log floor in the mid bands
     mid = (feats.channels["order"] == 1) & (feats.channels["xi1_hz"] > 200) & (feats.channels["xi1_hz"] < 4000)
     assert feats.data[:, mid].mean() > np.log(cfg.log_eps) + 5
-    assert feats.segment_feature().shape == (feats.data.shape[1],)
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from .configs import ConfigMixin
-from .models import FrameModelConfig, TrainedFrameModel, frame_posteriors, train_frame_model
+from .features import initial_segment_features
+from .models import (
+    FrameModelConfig,
+    TrainedFrameModel,
+    frame_posteriors,
+    train_frame_model,
+)
 
 __all__ = [
     "CalibratedSVC",
@@ -110,11 +116,6 @@ def segment_statistics(posteriors: np.ndarray, k: float) -> np.ndarray:
 def segment_features(posteriors_list, k: float) -> np.ndarray:
     """:func:`segment_statistics` of every track, stacked: ``(n_tracks, 4C)``."""
     return np.stack([segment_statistics(p, k) for p in posteriors_list])
-
-
-def initial_segment_features(sequences) -> np.ndarray:
-    """The paper's initial segment feature: the mean frame of each track, ``(n_tracks, D)``."""
-    return np.stack([np.asarray(s, dtype=np.float64).mean(axis=0) for s in sequences])
 
 
 # --------------------------------------------------------------------------- config

@@ -83,9 +83,6 @@ class FeatureSet:
                           labels=self.labels[idx], label_names=self.label_names, channels=self.channels,
                           config=self.config)
 
-    def segment_features(self) -> np.ndarray:
-        """The paper's initial segment features: per-track mean of frames, ``(n_tracks, n_features)``."""
-        return np.stack([s.mean(axis=0) for s in self.sequences])
 
 
 @dataclass

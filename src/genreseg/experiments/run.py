@@ -227,7 +227,9 @@ def _baseline_features(run: _Run, features, tracks, stored_rows, store_root: Pat
 
     mfcc_cfg = MFCCConfig()
     run.doc["configs"]["mfcc"] = mfcc_cfg.to_dict()
-    X_base = {"scattering-svm": features.segment_features()}
+    from ..features import initial_segment_features
+
+    X_base = {"scattering-svm": initial_segment_features(features.sequences)}
     with run.stage("baselines: MFCC statistics"):
         try:
             # The store already knows every file's content hash: its entry key starts with it.

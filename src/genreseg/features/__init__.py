@@ -27,6 +27,7 @@ __all__ = [
     "compute_features",
     "compute_features_from_file",
     "compute_raw",
+    "initial_segment_features",
     "iter_features",
     "n_frames",
 ]
@@ -61,9 +62,20 @@ class FrameFeatures:
         """Centre time of each frame in seconds."""
         return np.arange(self.n_frames) * self.config.hop_seconds
 
-    def segment_feature(self) -> np.ndarray:
-        """The paper's initial segment feature: the mean of the frame features."""
-        return self.data.mean(axis=0)
+
+
+def initial_segment_features(sequences) -> np.ndarray:
+    """The paper's initial segment feature of each track: the mean of its frames.
+
+    Parameters
+    ----------
+    sequences : sequence of array, each ``(n_frames_i, D)``
+
+    Returns
+    -------
+    np.ndarray, shape (n_tracks, D), float64
+    """
+    return np.stack([np.asarray(s, dtype=np.float64).mean(axis=0) for s in sequences])
 
 
 def channel_metadata(config: FeatureConfig) -> dict:
