@@ -135,9 +135,10 @@ class FastScattering1D:
     device : str
         "cpu", "cuda", "cuda:1", ...
     engine : {"auto", "numpy", "torch"}
-        Array library of the computation. "auto" is NumPy/SciPy on CPU (faster
-        there, see :class:`genreseg.features.engines.NumpyEngine`) and torch on other devices; "torch" on
-        CPU runs the exact code path CUDA runs.
+        Array library of the computation (:func:`genreseg.features.engines.make_engine`).
+        "auto" is NumPy/SciPy on CPU (faster there, see
+        :class:`~genreseg.features.engines.NumpyEngine`) and torch on other devices;
+        "torch" on CPU runs the exact code path CUDA runs.
     use_cache : bool
         Load/store the plan in :func:`genreseg.features.plan_cache.cache_dir`.
     periodic : bool
