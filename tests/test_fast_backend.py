@@ -11,6 +11,7 @@ so it is built once per module.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -213,7 +214,11 @@ def test_plan_cache_is_used_and_identical(tmp_path, monkeypatch):
     monkeypatch.setenv("GENRESEG_CACHE", str(tmp_path))
     args = (8, (4, 1), 3000, 1)
     x = np.random.default_rng(0).standard_normal((2, 3000)).astype(np.float32)
-    first = FastScattering1D(*args)
+    umask = os.umask(0o077)  # a private umask (as mkstemp's files): the cache is still shared
+    try:
+        first = FastScattering1D(*args)
+    finally:
+        os.umask(umask)
     # One file, where plan_path says, shareable (0o644), and no temporary left behind.
     assert list(tmp_path.iterdir()) == [plan_path(*args)]
     assert plan_path(*args).stat().st_mode & 0o777 == 0o644
