@@ -90,7 +90,7 @@ def _build(backend: str, threads: int):
 
         from genreseg.features import FeatureConfig, compute_raw
         from genreseg.features.backends import get_backend
-        from genreseg.features.fast import set_cpu_threads
+        from genreseg.features.engines import set_cpu_threads
 
         set_cpu_threads(threads)
         config = FeatureConfig()
@@ -130,7 +130,7 @@ def _worker(task: dict) -> None:
     """Run one measurement in this (fresh) process and print ``RESULT <json>``."""
     if task["kind"] == "long":
         from genreseg.features import FeatureConfig, compute_features_from_file
-        from genreseg.features.fast import set_cpu_threads
+        from genreseg.features.engines import set_cpu_threads
 
         set_cpu_threads(task["threads"])
         t0 = time.perf_counter()

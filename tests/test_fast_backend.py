@@ -11,6 +11,7 @@ so it is built once per module.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +141,7 @@ def test_clip_much_shorter_than_a_window(fast, plan_cache, one_thread, order):
     x = read_clip("metal", offset=5.0)[:n]
     got = scatter_windows(x, CFG, fast)
     ref = KymatioBackend(CFG.J, (CFG.Q1, CFG.Q2), n, CFG.oversampling)(x[None])[0].T
-    assert got.shape == ref.shape == (28, fast.n_channels)
+    assert got.shape == ref.shape == (28, len(order))
     errs = order_errors(got, ref, order, axis=1)
     assert all(e <= TOL for e in errs.values()), errs
 
@@ -164,8 +165,10 @@ def test_small_and_odd_window_lengths(shape, plan_cache, one_thread):
     assert np.all(np.isfinite(got[2])) and np.array_equal(got[2], ref[2])
 
 
-def test_silence_at_pipeline_window(fast):
+def test_silence_at_pipeline_window(fast, order):
     got = fast(np.zeros((1, CFG.window_samples), np.float32))
+    # kymatio's channels (1 + 749 for the default config), a frame per hop of the window
+    assert (fast.n_channels, fast.n_frames) == (len(order), CFG.window_samples // CFG.hop) == (750, 128)
     assert got.shape == (1, fast.n_channels, fast.n_frames)
     assert np.all(np.isfinite(got)) and not np.any(got)
 
@@ -193,44 +196,100 @@ def test_rejects_wrong_shape(fast):
 
 
 # --------------------------------------------------------------------------- cache
+def _stored_plan(path: Path, args) -> dict:
+    """The plan in cache file ``path``, checked complete and consistent for ``args``."""
+    from genreseg.features.filter_bank import check_plan
+
+    with np.load(path, allow_pickle=False) as data:
+        plan = {k: data[k] for k in data.files}
+    check_plan(plan, *args, False)
+    return plan
+
+
 def test_plan_cache_is_used_and_identical(tmp_path, monkeypatch):
-    import genreseg.features.fast as fast_mod
+    from genreseg.features import filter_bank
+    from genreseg.features.fast import FastScattering1D
+    from genreseg.features.plan_cache import plan_path
 
     monkeypatch.setenv("GENRESEG_CACHE", str(tmp_path))
     args = (8, (4, 1), 3000, 1)
     x = np.random.default_rng(0).standard_normal((2, 3000)).astype(np.float32)
-    first = fast_mod.FastScattering1D(*args)
-    files = list(tmp_path.glob("*.npz"))
-    assert len(files) == 1 and files[0] == fast_mod.plan_path(*args)
+    umask = os.umask(0o077)  # a private umask (as mkstemp's files): the cache is still shared
+    try:
+        first = FastScattering1D(*args)
+    finally:
+        os.umask(umask)
+    # One file, where plan_path says, shareable (0o644), and no temporary left behind.
+    assert list(tmp_path.iterdir()) == [plan_path(*args)]
+    assert plan_path(*args).stat().st_mode & 0o777 == 0o644
+    designed = filter_bank.design_plan(*args)
+    stored = _stored_plan(plan_path(*args), args)
+    assert stored.keys() == designed.keys()
+    assert all(np.array_equal(stored[k], designed[k]) for k in designed)
 
     def no_design(*a, **k):
         raise AssertionError("the plan should come from the cache")
 
-    monkeypatch.setattr(fast_mod, "design_plan", no_design)
-    second = fast_mod.FastScattering1D(*args)
+    monkeypatch.setattr(filter_bank, "design_plan", no_design)
+    second = FastScattering1D(*args)
     assert np.array_equal(first(x), second(x))
 
 
 def test_corrupt_plan_cache_is_rebuilt(tmp_path, monkeypatch):
-    import genreseg.features.fast as fast_mod
+    from genreseg.features.fast import FastScattering1D
+    from genreseg.features.filter_bank import FORMAT_VERSION
+    from genreseg.features.plan_cache import plan_path
 
     monkeypatch.setenv("GENRESEG_CACHE", str(tmp_path))
     args = (8, (4, 1), 3000, 1)
     x = np.random.default_rng(1).standard_normal((1, 3000)).astype(np.float32)
-    expected = fast_mod.FastScattering1D(*args, use_cache=False)(x)
-    path = fast_mod.plan_path(*args)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    expected = FastScattering1D(*args, use_cache=False)(x)
+    assert not any(tmp_path.iterdir())  # use_cache=False writes nothing
+    path = plan_path(*args)
     for garbage in (b"not a zip file", b"PK\x03\x04 truncated"):
         path.write_bytes(garbage)
-        assert np.array_equal(fast_mod.FastScattering1D(*args)(x), expected)
-        with np.load(path, allow_pickle=False) as data:  # rewritten as a valid plan
-            assert "v1" in data.files
+        assert np.array_equal(FastScattering1D(*args)(x), expected)
+        _stored_plan(path, args)  # rewritten as a valid plan
     # A readable file with inconsistent content (another version) is rebuilt too.
-    with np.load(path, allow_pickle=False) as data:
-        plan = {k: data[k] for k in data.files}
+    plan = _stored_plan(path, args)
     plan["format_version"] = np.int64(-1)
     np.savez(path, **plan)
-    assert np.array_equal(fast_mod.FastScattering1D(*args)(x), expected)
+    assert np.array_equal(FastScattering1D(*args)(x), expected)
+    assert int(_stored_plan(path, args)["format_version"]) == FORMAT_VERSION
+
+
+def test_filter_constants_are_kymatios():
+    """One copy of kymatio's filter-bank constants, equal to kymatio's own defaults."""
+    import inspect
+
+    from genreseg.features import backends, filter_bank
+    from genreseg.features.kymatio_compat import kymatio_1d
+
+    defaults = inspect.signature(kymatio_1d("filter_bank").scattering_filter_factory).parameters
+    assert (filter_bank.R_PSI, filter_bank.SIGMA0, filter_bank.ALPHA) == (
+        defaults["r_psi"].default, defaults["sigma0"].default, defaults["alpha"].default)
+    assert (backends.R_PSI, backends.SIGMA0, backends.ALPHA) == (
+        filter_bank.R_PSI, filter_bank.SIGMA0, filter_bank.ALPHA)
+
+
+def test_threads_do_not_change_results(plan_cache):
+    # The CPU engine spreads paths over a thread pool when given threads; each path
+    # writes its own output rows, so the result is bit-identical to one thread.
+    from genreseg.features.engines import cpu_threads, set_cpu_threads
+    from genreseg.features.fast import FastScattering1D
+
+    x = np.random.default_rng(4).standard_normal((2, 3000)).astype(np.float32)
+    transform = FastScattering1D(8, (4, 1), 3000, 1)
+    try:
+        set_cpu_threads(1)
+        assert cpu_threads() == 1
+        one = transform(x)
+        set_cpu_threads(3)
+        assert cpu_threads() == 3
+        three = transform(x)
+    finally:
+        set_cpu_threads(None)
+    assert np.array_equal(one, three)
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -254,11 +313,11 @@ def test_band_reader_matches_full_spectrum(engine):
     # The three-piece reader (negative bins, 0..L/2, above Nyquist) against the
     # full complex spectrum, for bands anywhere, odd and even lengths, and bands
     # wider than the destination (periodised, like kymatio's subsample_fourier).
-    import torch
-
     from genreseg.features import fast as fast_mod
+    from genreseg.features.engines import NumpyEngine, TorchEngine, make_engine
 
-    eng = fast_mod._NumpyEngine() if engine == "numpy" else fast_mod._TorchEngine(torch, torch.device("cpu"))
+    eng = make_engine(engine, "cpu")
+    assert eng.name == engine and isinstance(eng, NumpyEngine if engine == "numpy" else TorchEngine)
     rng = np.random.default_rng(2)
     for L_src in (64, 65, 97, 128):
         x = rng.standard_normal((2, L_src)).astype(np.float32)

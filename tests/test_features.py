@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -58,7 +59,29 @@ def test_channel_metadata_orders_and_frequencies():
     second = order == 2
     # a second-order path's wavelet is lower than its parent's frequency (j2 > j1)
     assert np.all(meta["xi2_hz"][second] < meta["xi1_hz"][second])
-    assert 500 <= len(order) <= 760
+
+
+def test_channel_count_is_first_order_bands_and_their_children():
+    """The default features have exactly 749 columns, derived from kymatio's filter bank
+    (not from its scattering metadata, which channel_metadata uses): one per first-order
+    band and one per (band, second-order wavelet) pair with ``j2 > j1``."""
+    from genreseg.features.filter_bank import ALPHA, R_PSI, SIGMA0
+    from genreseg.features.kymatio_compat import kymatio_1d
+
+    cfg = FeatureConfig()
+    fb = kymatio_1d("filter_bank")
+    xi1, _, j1 = fb.compute_params_filterbank(SIGMA0 / 2**cfg.J, cfg.Q1, ALPHA, R_PSI)
+    _, _, j2 = fb.compute_params_filterbank(SIGMA0 / 2**cfg.J, cfg.Q2, ALPHA, R_PSI)
+    children = [sum(b > a for b in j2) for a in j1]  # per first-order band n1
+    meta = channel_metadata(cfg)
+    assert np.sum(meta["order"] == 1) == len(xi1) == 102  # Q1 = 8 per octave, then linear bands
+    assert np.sum(meta["order"] == 2) == sum(children) == 647
+    assert len(meta["order"]) == len(xi1) + sum(children) == 749
+    for n1, n in enumerate(children):  # each band's children, under that band's n1
+        assert np.sum((meta["order"] == 2) & (meta["n1"] == n1)) == n, n1
+    # keep_zeroth adds exactly the one zeroth-order column, first
+    full = channel_metadata(cfg.replace(keep_zeroth=True))
+    assert len(full["order"]) == 750 and full["order"][0] == 0 and np.sum(full["order"] == 0) == 1
 
 
 def test_zeroth_order_and_low_band_selection():
@@ -66,10 +89,16 @@ def test_zeroth_order_and_low_band_selection():
     assert full["order"][0] == 0
     cut = channel_metadata(FeatureConfig(min_frequency_hz=50.0))
     default = channel_metadata(FeatureConfig())
-    n_low_first = int(np.sum((default["order"] == 1) & (default["xi1_hz"] < 50.0)))
-    assert n_low_first > 20  # J=14 puts dozens of first-order bands below 50 Hz
-    assert np.all(cut["xi1_hz"] >= 50.0)
-    assert len(cut["order"]) < len(default["order"]) - n_low_first  # their children go too
+    low_first = (default["order"] == 1) & (default["xi1_hz"] < 50.0)
+    assert low_first.sum() > 20  # J=14 puts dozens of first-order bands below 50 Hz
+    # Exactly the columns whose (parent) band lies at or above 50 Hz remain: the low
+    # bands and all their second-order children go, nothing else does.
+    above = default["xi1_hz"] >= 50.0
+    low_children = (default["order"] == 2) & np.isin(default["n1"], default["n1"][low_first])
+    assert np.array_equal(above, ~(low_first | low_children))
+    for key in ("order", "n1", "n2", "xi1_hz"):
+        np.testing.assert_array_equal(cut[key], default[key][above], err_msg=key)
+    assert low_children.sum() > 0 and len(cut["order"]) == len(default["order"]) - low_first.sum() - low_children.sum()
 
 
 # ---------------------------------------------------------------- real audio
@@ -250,11 +279,30 @@ def test_sph_harm_shim_matches_scipy(monkeypatch):
 
     if not hasattr(scipy.special, "sph_harm_y"):
         pytest.skip("this SciPy predates sph_harm_y")
-    assert ensure_sph_harm() is (not hasattr(scipy.special, "sph_harm"))
+    original = getattr(scipy.special, "sph_harm", None)  # SciPy's own (< 1.17), if any
+    # Returns whether it installed the shim: not when SciPy has sph_harm.
+    assert ensure_sph_harm() is (original is None)
+    if original is not None:
+        assert scipy.special.sph_harm is original  # left alone
     monkeypatch.delattr(scipy.special, "sph_harm", raising=False)
     assert ensure_sph_harm() is True
-    m, n, theta, phi = 1, 3, 0.7, 1.1  # legacy order: azimuth theta, polar phi
-    assert np.isclose(scipy.special.sph_harm(m, n, theta, phi), scipy.special.sph_harm_y(n, m, phi, theta))
+    shim = scipy.special.sph_harm
+    assert shim is not original
+    assert ensure_sph_harm() is False and scipy.special.sph_harm is shim  # installed once
+    # Legacy order: order m, degree n, azimuth theta, polar phi. m != n and theta != phi,
+    # so swapping either pair gives other values.
+    m = np.array([0, 1, -2, 3])
+    n = np.array([2, 3, 4, 5])
+    theta = np.array([0.3, 0.7, 2.5, 4.0])
+    phi = np.array([1.1, 0.2, 2.0, 0.9])
+    expected = scipy.special.sph_harm_y(n, m, phi, theta)
+    np.testing.assert_allclose(shim(m, n, theta, phi), expected, rtol=1e-12)
+    assert not np.allclose(scipy.special.sph_harm_y(n, m, theta, phi), expected)
+    if original is not None:  # against the legacy function itself
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # SciPy >= 1.15 deprecates it
+            legacy = original(m, n, theta, phi)
+        np.testing.assert_allclose(shim(m, n, theta, phi), legacy, rtol=1e-12, atol=1e-15)
 
 
 SIMULATE_SCIPY_117 = "import scipy.special as s; s.__dict__.pop('sph_harm', None); "

@@ -51,7 +51,7 @@ class ExtractReport:
 def _set_threads(n: int, config: FeatureConfig) -> None:
     """Intra-op threads of this worker: the fast CPU engine's, and torch's when the
     backend needs torch (the fast CPU path does not import it)."""
-    from .features.fast import set_cpu_threads
+    from .features.engines import set_cpu_threads
 
     set_cpu_threads(n)
     if config.backend != "fast" or config.device != "cpu" or "torch" in sys.modules:

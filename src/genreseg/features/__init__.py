@@ -17,7 +17,13 @@ import numpy as np
 
 from .backends import get_backend, raw_channel_meta
 from .config import DEFAULT_CONFIG, FeatureConfig
-from .framing import iter_scatter_blocks, n_frames, postprocess, scatter_windows, select_channels
+from .framing import (
+    iter_scatter_blocks,
+    n_frames,
+    postprocess,
+    scatter_windows,
+    select_channels,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",

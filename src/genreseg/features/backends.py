@@ -20,17 +20,13 @@ per process and per (settings, window length).
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
 from ..runtime import resolve_device
 from .config import FeatureConfig
-
-#: kymatio's default filter-bank constants (Scattering1D.build), which we do not expose.
-R_PSI = math.sqrt(0.5)
-SIGMA0 = 0.1
-ALPHA = 5.0
+from .filter_bank import ALPHA, R_PSI, SIGMA0
+from .kymatio_compat import kymatio_1d
 
 
 class KymatioBackend:
@@ -103,12 +99,7 @@ def raw_channel_meta(J: int, Q1: int, Q2: int) -> dict:
         -1 where absent), ``parent`` (raw index of the first-order parent of a
         second-order channel, -1 otherwise).
     """
-    from .kymatio_compat import ensure_sph_harm
-
-    ensure_sph_harm()
-    from kymatio.scattering1d.utils import compute_meta_scattering
-
-    meta = compute_meta_scattering(J, (Q1, Q2), 2**J, 2, R_PSI, SIGMA0, ALPHA)
+    meta = kymatio_1d("utils").compute_meta_scattering(J, (Q1, Q2), 2**J, 2, R_PSI, SIGMA0, ALPHA)
     order = np.asarray(meta["order"], dtype=np.int64)
     n = np.asarray(meta["n"], dtype=float)
     xi = np.asarray(meta["xi"], dtype=float)

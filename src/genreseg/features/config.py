@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from ..configs import ConfigMixin
 
-
 #: Fields that do not change the feature definition (see module docstring).
 EXECUTION_FIELDS = ("backend", "window_frames", "context_frames", "device")
 

@@ -6,9 +6,14 @@ transforms, which we never use). SciPy 1.17 removed ``sph_harm`` in favour of
 shim so that an environment with a newer SciPy (a user's notebook) still imports:
 if ``sph_harm`` is missing we provide it, mapped onto ``sph_harm_y`` with the old
 argument order ``sph_harm(m, n, theta, phi) == sph_harm_y(n, m, phi, theta)``.
+
+Every import of kymatio in the package goes through :func:`import_scattering1d` (the
+transform) or :func:`kymatio_1d` (its 1-D filter-bank helpers).
 """
 
 from __future__ import annotations
+
+import importlib
 
 import scipy.special
 
@@ -37,3 +42,10 @@ def import_scattering1d():
     from kymatio.torch import Scattering1D
 
     return Scattering1D
+
+
+def kymatio_1d(name: str):
+    """kymatio's ``kymatio.scattering1d.<name>`` module (``"filter_bank"``, ``"utils"``),
+    shimming SciPy first. Neither imports torch."""
+    ensure_sph_harm()
+    return importlib.import_module(f"kymatio.scattering1d.{name}")

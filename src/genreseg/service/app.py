@@ -219,7 +219,7 @@ def _use_cores(cores: int) -> None:
     """
     import torch
 
-    from ..features.fast import set_cpu_threads
+    from ..features.engines import set_cpu_threads
 
     set_cpu_threads(cores)  # before torch's setting changes: the scattering follows torch's by default
     torch.set_num_threads(1)
