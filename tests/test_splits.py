@@ -274,17 +274,3 @@ def test_inner_splitter_reduces_k_to_smallest_class():
     assert type(splitter).__name__ == "KFold" and splitter.get_n_splits() == 3
     with pytest.raises(DatasetError, match="at least 2"):
         inner_splitter(labels, 1, 0)
-
-
-def test_inner_splitter_equals_segments_copy():
-    """The one copy gives the folds segments._inner_splitter gives (until segments uses it)."""
-    segments = pytest.importorskip("genreseg.segments")
-    if not hasattr(segments, "_inner_splitter"):
-        pytest.skip("segments now imports splits.inner_splitter")
-    rng = np.random.default_rng(1)
-    for labels in (np.repeat([0, 1, 2], [9, 3, 6]), rng.integers(0, 4, 40), np.array([0, 0, 0, 1, 1, 2]),
-                   np.array([0, 0, 0, 0, 1])):
-        for n_folds, seed in ((2, 0), (3, 1), (5, 2)):
-            ours = inner_splitter(labels, n_folds, seed).split(np.zeros(len(labels)), labels)
-            theirs = segments._inner_splitter(labels, n_folds, seed).split(np.zeros(len(labels)), labels)
-            assert [te.tolist() for _, te in ours] == [te.tolist() for _, te in theirs]

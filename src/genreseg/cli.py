@@ -1,5 +1,9 @@
 """Command-line interface: a thin layer over the Python API.
 
+Every command's parser and its handler live side by side in this one module (~530 lines,
+over the house's ~500 on purpose): each handler only parses, calls the library and prints,
+so splitting them would scatter the one concern, "what the terminal sees".
+
 Exit codes: 0 success; 1 the command ran but some files failed (they are listed);
 2 the command could not run (bad arguments, missing store, incompatible model).
 """

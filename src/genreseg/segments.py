@@ -55,13 +55,15 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from .configs import ConfigMixin
+from .search import grid_search, relative_gammas
+from .splits import inner_splitter
 from .features import initial_segment_features
 from .models import (
     FrameModelConfig,
@@ -296,10 +298,6 @@ def _estimator(config: SegmentConfig, params: dict, probability: bool = True):
                          max_iter=2000, random_state=config.seed)
 
 
-def _middle(values):
-    return values[len(values) // 2]
-
-
 class SegmentClassifier:
     """Track classifier on segment statistics, optionally fused with the initial feature.
 
@@ -377,7 +375,7 @@ class SegmentClassifier:
         if len(y) != len(X):
             raise ValueError("one label per track required")
         self.dims_ = (X.shape[1],) if initial is None else (np.shape(stats)[1], np.shape(initial)[1])
-        n_splits = min(cfg.cv_folds, int(np.min(np.unique(y, return_counts=True)[1])))
+        n_splits = min(cfg.cv_folds, int(np.min(np.unique(y, return_counts=True)[1])))  # as grid_search's
         # PCA cannot keep more components than the smallest training fold has rows.
         n_fit = len(y) - int(np.ceil(len(y) / n_splits)) if n_splits >= 2 else len(y)
         self.pca_components_ = max(1, min(cfg.pca_components, n_fit))
@@ -386,22 +384,15 @@ class SegmentClassifier:
         # re-fitting the transform in every fold (sklearn's per-fit overhead dominated).
         # gamma_grid is relative to the total variance of that output.
         Z = _fusion_transform(cfg, self.dims_, self.pca_components_).fit_transform(X)
-        total_var = float(Z.var(axis=0).sum())
         if cfg.classifier == "mlp":
             grid: dict = {"alpha": [1.0 / c for c in cfg.C_grid]}
         else:
             grid = {"C": list(cfg.C_grid)}
         if cfg.classifier == "svm":
-            grid["gamma"] = [g / total_var for g in cfg.gamma_grid]
-        self.cv_score_ = None
-        if n_splits < 2:
-            return self._fit_final(X, y, {name: _middle(values) for name, values in grid.items()})
-        search = GridSearchCV(_estimator(cfg, {}, probability=False), grid,
-                              cv=StratifiedKFold(n_splits, shuffle=True, random_state=cfg.seed),
-                              scoring="accuracy", refit=False, n_jobs=1)
-        search.fit(Z, y)
-        self.cv_score_ = float(search.best_score_)
-        return self._fit_final(X, y, dict(search.best_params_))
+            grid["gamma"] = relative_gammas(Z, cfg.gamma_grid)
+        params, self.cv_score_, _ = grid_search(_estimator(cfg, {}, probability=False), grid, Z, y, cfg.cv_folds,
+                                                cfg.seed)
+        return self._fit_final(X, y, params)
 
     def predict(self, stats, initial=None) -> np.ndarray:
         """Predicted class label of each track."""
@@ -464,17 +455,6 @@ class CrossFitResult:
     train_indices: list = field(default_factory=list)
 
 
-def _inner_splitter(labels: np.ndarray, n_folds: int, seed: int):
-    counts = np.bincount(labels)
-    smallest = int(counts[counts > 0].min())
-    if smallest >= n_folds:
-        return StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-    if smallest >= 2:
-        return StratifiedKFold(smallest, shuffle=True, random_state=seed)
-    # A class with one track cannot be stratified; plain shuffled folds still separate tracks.
-    return KFold(min(n_folds, len(labels)), shuffle=True, random_state=seed)
-
-
 def cross_fitted_posteriors(sequences, labels, n_classes: int, frame_config: FrameModelConfig,
                             inner_folds: int = 5, seed: int = 0, progress: bool = False,
                             train_fn=train_frame_model, posterior_fn=frame_posteriors) -> CrossFitResult:
@@ -505,7 +485,7 @@ def cross_fitted_posteriors(sequences, labels, n_classes: int, frame_config: Fra
     n = len(sequences)
     if n != len(labels):
         raise ValueError(f"{n} sequences but {len(labels)} labels")
-    splitter = _inner_splitter(labels, inner_folds, seed)
+    splitter = inner_splitter(labels, inner_folds, seed)
     posteriors: list = [None] * n
     fold = np.full(n, -1, dtype=np.int64)
     train_indices = []
