@@ -121,7 +121,8 @@ def test_cli_train_evaluate_predict(gtzan_store, tmp_path, capsys):
     assert cli_main(["evaluate", str(model), str(gtzan_store.root), "--format", "json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_tracks"] == 20  # only the held-out fold
-    assert 0.3 < result["seg_acc"] <= 1.0
+    # measured: Seg 0.75, FSeg 0.70 with --seed 1 (0.75-0.90 over seeds 1-3); chance is 0.1
+    assert result["seg_acc"] >= 0.6 and result["fseg_acc"] >= 0.55, result
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("x")
     (tmp_path / "in" / "broken.mp3").write_bytes(b"\xff\xfb" + bytes(3000))
