@@ -433,7 +433,7 @@ def test_synthetic_corpus_files_and_classes(tmp_path):
 
 
 def test_demo_falls_back_to_synthetic_data_loudly(tmp_path, monkeypatch, capsys):
-    import genreseg.experiments.run as rp
+    import genreseg.experiments as rp
     from genreseg import demo
 
     seen = {}
