@@ -64,8 +64,8 @@ SVM = SVMGrid(C_grid=(1.0, 10.0, 100.0), gamma_grid=(0.5, 1.0, 2.0), cv_folds=3)
 
 #: The chosen recipe (see RECIPE below); kept in one place so that the variants
 #: "recipe minus one ingredient" can be built from it.
-RECIPE_FRAME = dict(crop_frames=24, input_noise=0.3)
-RECIPE_SEG = dict(test_posteriors="inner-mean", vote_fallback=True)
+RECIPE_FRAME = dict(crop_frames=12, batch_size=16, input_noise=0.3)
+RECIPE_SEG = dict(test_posteriors="inner-mean", vote_fallback=True, k_grid=(0.2, 0.5, 0.8))
 
 
 def variants(row_hidden: tuple) -> dict:
@@ -90,6 +90,8 @@ def variants(row_hidden: tuple) -> dict:
                                           BASE_SEG.replace(**dict(RECIPE_SEG, test_posteriors="full"))),
         "recipe, no vote fallback": (base.replace(**RECIPE_FRAME),
                                      BASE_SEG.replace(**dict(RECIPE_SEG, vote_fallback=False))),
+        "recipe, k = 0.5": (base.replace(**RECIPE_FRAME), BASE_SEG.replace(**dict(RECIPE_SEG, k_grid=()))),
+        "recipe frame, base segment stage": (base.replace(**RECIPE_FRAME), BASE_SEG),
         "recipe + wd 1e-4, 10 epochs": (base.replace(**dict(RECIPE_FRAME, weight_decay=1e-4, epochs=10)),
                                         BASE_SEG.replace(**RECIPE_SEG)),
     }

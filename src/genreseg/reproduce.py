@@ -138,15 +138,17 @@ GRIDS = {
     # 8 at 1e-3, LSTM(64-64) 0.84 vs 0.85, in 75 % of the time; sigmoid DNN(128-128)
     # 0.87 vs 0.84 after 8 epochs.
     # The LSTM recipe (issue 11, benchmarks/recipe.py; ablation in benchmarks/recipe_results.md):
-    # random 24-frame crops every epoch and input noise 0.3 on the LSTM rows; the segment
-    # stage takes test posteriors from the mean of its inner-fold models (the kind of model
-    # whose posteriors it learnt from) and falls back to the vote when the statistics do
-    # not beat it on the training tracks. Same epochs, so about the same time.
+    # random 12-frame (4.5 s) crops every epoch, in batches of 16, and input noise 0.3 on the
+    # LSTM rows; the segment stage takes test posteriors from the mean of its inner-fold
+    # models (the kind of model whose posteriors it learnt from), chooses k by inner CV
+    # and falls back to the vote when the statistics do not beat it on the training
+    # tracks. Same epochs.
     "quick": Grid("quick", size_divisor=8, dnn_epochs=8, lstm_epochs=6, lr=3e-3, inner_folds=2, cv_folds=3,
                   seg_C_grid=(1.0, 10.0, 100.0), seg_gamma_grid=(0.5, 1.0, 2.0),
                   svm_C_grid=(1.0, 10.0, 100.0), svm_gamma_grid=(0.5, 1.0, 2.0),
-                  lstm_recipe=(("crop_frames", 24), ("input_noise", 0.3)),
-                  segment_recipe=(("test_posteriors", "inner-mean"), ("vote_fallback", True))),
+                  lstm_recipe=(("crop_frames", 12), ("batch_size", 16), ("input_noise", 0.3)),
+                  segment_recipe=(("test_posteriors", "inner-mean"), ("vote_fallback", True),
+                                  ("k_grid", (0.2, 0.5, 0.8)))),
     "paper": Grid("paper"),
 }
 

@@ -171,7 +171,8 @@ class SegmentConfig:
         search, the vote of the training tracks' cross-fitted posteriors (argmax of
         the mean-posterior block of the statistics; no parameters, so its accuracy on
         the training tracks is an honest estimate) is compared with the classifier's
-        inner-CV accuracy, and at a tie or better the classifier predicts the vote.
+        inner-CV accuracy, and at a tie or better the classifier predicts the vote
+        (in :func:`predict_segments`, of the full frame model's posteriors).
     k_grid : tuple of float
         When not empty, ``k`` is chosen from these by inner validation: the k whose
         statistics give the best mean inner-CV accuracy of the two segment classifiers
@@ -682,9 +683,18 @@ def segment_posteriors(models: SegmentModels, sequences) -> list:
 
 
 def predict_segments(models: SegmentModels, sequences) -> dict:
-    """Frame posteriors and the ``lseg`` / ``fseg`` track predictions of new tracks."""
+    """Frame posteriors and the ``lseg`` / ``fseg`` track predictions of new tracks.
+
+    A classifier that fell back to the vote (``vote_fallback``) votes with the full
+    frame model's posteriors, the model whose majority vote is Seg_acc, whatever
+    ``test_posteriors`` gives the statistics.
+    """
     post = segment_posteriors(models, sequences)
     stats = segment_features(post, models.config.k)
     init = initial_segment_features(sequences)
-    return {"posteriors": post, "lseg": models.lseg.predict(stats),
-            "fseg": models.fseg.predict(stats, initial=init)}
+    vote_stats = stats
+    if models.config.test_posteriors != "full" and (models.lseg.use_vote_ or models.fseg.use_vote_):
+        vote_stats = segment_features(frame_posteriors(models.frame_model, sequences), models.config.k)
+    return {"posteriors": post,
+            "lseg": models.lseg.predict(vote_stats if models.lseg.use_vote_ else stats),
+            "fseg": models.fseg.predict(vote_stats if models.fseg.use_vote_ else stats, initial=init)}
