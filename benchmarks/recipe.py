@@ -90,6 +90,8 @@ def variants(row_hidden: tuple) -> dict:
                                           BASE_SEG.replace(**dict(RECIPE_SEG, test_posteriors="full"))),
         "recipe, no vote fallback": (base.replace(**RECIPE_FRAME),
                                      BASE_SEG.replace(**dict(RECIPE_SEG, vote_fallback=False))),
+        "recipe, all-mean test post.": (base.replace(**RECIPE_FRAME),
+                                        BASE_SEG.replace(**dict(RECIPE_SEG, test_posteriors="all-mean"))),
         "recipe, k = 0.5": (base.replace(**RECIPE_FRAME), BASE_SEG.replace(**dict(RECIPE_SEG, k_grid=()))),
         "recipe frame, base segment stage": (base.replace(**RECIPE_FRAME), BASE_SEG),
         "recipe + wd 1e-4, 10 epochs": (base.replace(**dict(RECIPE_FRAME, weight_decay=1e-4, epochs=10)),

@@ -208,7 +208,29 @@ def test_recipe_lstm_learns_on_a_real_fold(gtzan_features):
                               progress=False)
     post = frame_posteriors(model, [f.sequences[i] for i in te])
     frame, seg = frame_accuracy(post, f.labels[te]), seg_accuracy(post, f.labels[te])
-    print(f"recipe LSTM(64) fold 0: frame {frame:.3f}, Seg {seg:.3f}")
-    # Measured: frame FRAME_MEASURED, Seg SEG_MEASURED.
-    assert frame > 0.6, frame
+    # Measured (torch 2.13, CPU): frame 0.903, Seg 0.900; chance is 0.1.
+    assert frame > 0.7, frame
     assert seg >= 0.75, seg
+
+
+def test_quick_grid_applies_the_recipe_to_lstm_rows_only():
+    from genreseg.reproduce import GRIDS, frame_config_for, model_rows, segment_config_for
+
+    quick = GRIDS["quick"]
+    rows = model_rows(quick)
+    recipe = dict(quick.lstm_recipe)
+    for row in rows:
+        cfg = frame_config_for(row, quick, "default", seed=1, device="cpu")
+        if row.kind == "lstm":
+            assert all(getattr(cfg, k) == v for k, v in recipe.items())
+            assert cfg.epochs == quick.lstm_epochs
+        else:
+            assert (cfg.crop_frames, cfg.input_noise) == (0, 0.0)
+        # The paper preset stays the paper's.
+        paper = frame_config_for(row, quick, "paper", seed=1)
+        assert (paper.crop_frames, paper.input_noise, paper.batch_size) == (0, 0.0, 60 if row.kind == "lstm" else 256)
+    assert frame_config_for(rows[2], quick, epochs=2).epochs == 2
+    seg = segment_config_for(quick, seed=4)
+    assert all(getattr(seg, k) == (tuple(v) if isinstance(v, (list, tuple)) else v)
+               for k, v in quick.segment_recipe) and seg.seed == 4
+    assert GRIDS["paper"].lstm_recipe == () and GRIDS["paper"].segment_recipe == ()
