@@ -185,3 +185,22 @@ def test_scikit_learn_estimator_checks():
     skipped = {name for name, status, _ in results if status == "skipped"}
     assert skipped <= {"check_array_api_input"}
     assert sum(status == "passed" for _, status, _ in results) >= 50
+
+
+def test_recipe_segment_stage_round_trips_through_a_model_file(toy, tmp_path):
+    """Inner-fold test posteriors, k by inner CV and the vote fallback: saved, loaded, same answers."""
+    from genreseg.segments import predict_segments
+
+    X, y = toy
+    recipe = TINY_SEGMENT.replace(test_posteriors="inner-mean", vote_fallback=True, k_grid=(0.2, 0.5))
+    clf = GenreClassifier(TINY_FRAME, recipe).fit(X, y)
+    assert len(clf.models_.inner_models) == recipe.inner_folds and clf.models_.config.k in (0.2, 0.5)
+    X_test, _ = _toy_tracks(n_per_class=4, seed=3)
+    # the estimator's decision is the segment stage's own
+    expected = predict_segments(clf.models_, X_test)["fseg"]
+    assert clf.predict(X_test).tolist() == clf.classes_[expected].tolist()
+    loaded = GenreClassifier.load(clf.save(tmp_path / "m"))
+    assert len(loaded.models_.inner_models) == recipe.inner_folds and loaded.models_.config == clf.models_.config
+    assert (loaded.models_.fseg.use_vote_, loaded.models_.lseg.use_vote_) == (clf.models_.fseg.use_vote_,
+                                                                             clf.models_.lseg.use_vote_)
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), clf.predict_proba(X_test))

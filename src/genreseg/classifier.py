@@ -42,8 +42,7 @@ from .features import FeatureConfig
 from .files import atomic_write_bytes, atomic_write_json
 from .models import FrameModelConfig, TrainedFrameModel, default_preset, frame_posteriors, paper_preset
 from .runtime import library_versions, torch_threads
-from .segments import (SegmentClassifier, SegmentConfig, SegmentModels, fit_segment_models,
-                       initial_segment_features, segment_features)
+from .segments import SegmentClassifier, SegmentConfig, SegmentModels, fit_segment_models, segment_inputs
 from .store import FeatureSet
 
 MODEL_FORMAT = "genreseg-model/1"
@@ -233,14 +232,12 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
             return frame_posteriors(self.models_.frame_model, sequences)
 
     def _stages(self, sequences) -> dict:
-        post = self.predict_frames(sequences)
-        stats = segment_features(post, self.models_.config.k)
-        init = initial_segment_features(sequences)
-        return {"posteriors": post, "stats": stats, "init": init}
+        with torch_threads(self.n_threads):
+            return segment_inputs(self.models_, sequences)
 
     def _fused_proba(self, stages: dict) -> np.ndarray:
         clf = self.models_.fseg
-        proba = clf.predict_proba(stages["stats"], initial=stages["init"])
+        proba = clf.predict_proba(stages["fseg_stats"], initial=stages["init"])
         # A label absent from training has no column in the segment classifier: give it 0.
         out = np.zeros((len(proba), len(self.label_names_)))
         out[:, np.asarray(clf.classes_, dtype=int)] = proba
@@ -271,9 +268,9 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
             unknown = sorted({r.get("label") for r, k in zip(features.rows, keep) if not k})
             raise ModelError(f"labels {unknown} are not among the model's labels {self.label_names_}")
         s = self._stages(features.sequences)
-        lseg = self.models_.lseg.predict(s["stats"])
-        fseg = self.models_.fseg.predict(s["stats"], initial=s["init"])
-        return evaluate(features.labels, s["posteriors"], self.label_names_, lseg_pred=lseg, fseg_pred=fseg,
+        lseg = self.models_.lseg.predict(s["lseg_stats"])
+        fseg = self.models_.fseg.predict(s["fseg_stats"], initial=s["init"])
+        return evaluate(features.labels, s["frame_posteriors"], self.label_names_, lseg_pred=lseg, fseg_pred=fseg,
                         track_ids=features.track_ids)
 
     def predict_files(self, paths, timeline: bool = False, progress: bool = False,
@@ -302,7 +299,7 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
                     path=str(path), genre=genre, duration=feats.info["duration"],
                     probabilities={n: float(p) for n, p in zip(self.label_names_, proba)},
                     frame_times=feats.times if timeline else None,
-                    frame_posteriors=s["posteriors"][0] if timeline else None))
+                    frame_posteriors=s["frame_posteriors"][0] if timeline else None))
             except GenresegError as err:
                 out.append(TrackPrediction(path=str(path), error=str(err)))
         return out
@@ -358,6 +355,8 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {f"frame.{k}": np.ascontiguousarray(v) for k, v in self.models_.frame_model.state_arrays().items()}
+        for i, inner in enumerate(self.models_.inner_models):  # kept when test_posteriors reads them
+            arrays.update({f"inner{i}.{k}": np.ascontiguousarray(v) for k, v in inner.state_arrays().items()})
         seg_meta = {}
         for name in ("lseg", "fseg"):
             a, m = getattr(self.models_, name).state()
@@ -373,6 +372,7 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
             "channels": {k: [None if isinstance(x, float) and np.isnan(x) else x for x in np.asarray(v).tolist()]
                          for k, v in self.channels_.items()},
             "frame_model": self.models_.frame_model.metadata(),
+            "inner_frame_models": [m.metadata() for m in self.models_.inner_models],
             "segment_config": self.models_.config.to_dict(),
             "segment_classifiers": seg_meta,
             "training": self.training_,
@@ -412,6 +412,9 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
             frame_model = TrainedFrameModel.from_state(
                 {k[len("frame."):]: v for k, v in arrays.items() if k.startswith("frame.")},
                 meta["frame_model"], device=device)
+            inner = [TrainedFrameModel.from_state(
+                {k[len(f"inner{i}."):]: v for k, v in arrays.items() if k.startswith(f"inner{i}.")}, m, device=device)
+                for i, m in enumerate(meta.get("inner_frame_models", []))]
             segs = {name: SegmentClassifier.from_state(
                 {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + ".")},
                 meta["segment_classifiers"][name]) for name in ("lseg", "fseg")}
@@ -430,7 +433,8 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
         clf.n_features_in_ = int(frame_model.n_in)
         clf.feature_config_ = feature_config
         clf.channels_ = {k: np.asarray([np.nan if x is None else x for x in v]) for k, v in meta["channels"].items()}
-        clf.models_ = SegmentModels(frame_model=frame_model, lseg=segs["lseg"], fseg=segs["fseg"], config=seg_config)
+        clf.models_ = SegmentModels(frame_model=frame_model, lseg=segs["lseg"], fseg=segs["fseg"], config=seg_config,
+                                    inner_models=inner)
         clf.training_ = meta.get("training", {})
         clf.meta_ = meta
         _warn_on_version_mismatch(meta.get("versions", {}), directory)

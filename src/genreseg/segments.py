@@ -84,6 +84,8 @@ __all__ = [
     "initial_segment_features",
     "predict_segments",
     "segment_features",
+    "segment_inputs",
+    "segment_posteriors",
     "segment_statistics",
     "training_posteriors",
 ]
@@ -91,6 +93,7 @@ __all__ = [
 CLASSIFIERS = ("svm", "logreg", "mlp")
 FUSIONS = ("concat", "block", "pca")
 POSTERIOR_MODES = ("cross-fit", "in-sample")
+TEST_POSTERIORS = ("full", "inner-mean", "all-mean")
 
 
 # --------------------------------------------------------------------------- features
@@ -158,6 +161,26 @@ class SegmentConfig(ConfigMixin):
     mlp_hidden : int
         MLP hidden width.
     seed : int
+    test_posteriors : {"full", "inner-mean", "all-mean"}
+        Where new tracks' posteriors come from (:func:`predict_segments`): the frame
+        model trained on all training tracks (the paper's path), the mean of the
+        inner-fold models that cross-fitting trains anyway, or the mean of both. The
+        segment classifier learns from one inner model's posteriors of tracks it did
+        not see; "inner-mean" gives it test posteriors from models of the same kind
+        (trained on the same share of data), not from a stronger full model whose
+        statistics it never saw. Needs ``posteriors="cross-fit"``.
+    vote_fallback : bool
+        Fall back to the (soft) vote when the statistics do not help: after the grid
+        search, the vote of the training tracks' cross-fitted posteriors (argmax of
+        the mean-posterior block of the statistics; no parameters, so its accuracy on
+        the training tracks is an honest estimate) is compared with the classifier's
+        inner-CV accuracy, and at a tie or better the classifier predicts the vote
+        (in :func:`predict_segments`, of the full frame model's posteriors).
+    k_grid : tuple of float
+        When not empty, ``k`` is chosen from these by inner validation: the k whose
+        statistics give the best mean inner-CV accuracy of the two segment classifiers
+        (statistics only and fused); one k for both, stored in the fitted models'
+        config. Empty: ``k`` as given.
     """
 
     k: float = 0.5
@@ -172,10 +195,20 @@ class SegmentConfig(ConfigMixin):
     cv_folds: int = 5
     mlp_hidden: int = 64
     seed: int = 0
+    test_posteriors: str = "full"
+    vote_fallback: bool = False
+    k_grid: tuple[float, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "C_grid", tuple(float(c) for c in self.C_grid))
         object.__setattr__(self, "gamma_grid", tuple(float(g) for g in self.gamma_grid))
+        object.__setattr__(self, "k_grid", tuple(float(k) for k in self.k_grid))
+        if any(not 0 <= k < 1 for k in self.k_grid):
+            raise ValueError(f"every k of k_grid must be in [0, 1), got {self.k_grid}")
+        if self.test_posteriors not in TEST_POSTERIORS:
+            raise ValueError(f"test_posteriors must be one of {TEST_POSTERIORS}, got {self.test_posteriors!r}")
+        if self.test_posteriors != "full" and self.posteriors != "cross-fit":
+            raise ValueError("test_posteriors other than 'full' need posteriors='cross-fit' (its inner models)")
         if not 0 <= self.k < 1:
             raise ValueError(f"k must be in [0, 1), got {self.k}")
         if self.classifier not in CLASSIFIERS:
@@ -314,6 +347,11 @@ class SegmentClassifier:
         for the MLP).
     cv_score_ : float or None
         Mean inner-CV accuracy of the chosen hyper-parameters (None without search).
+    vote_score_ : float or None
+        Accuracy of the soft vote (argmax of the mean-posterior block) on the training
+        rows; computed under ``vote_fallback``.
+    use_vote_ : bool
+        The classifier predicts the vote (``vote_fallback`` and ``vote_score_ >= cv_score_``).
 
     Examples
     --------
@@ -352,6 +390,7 @@ class SegmentClassifier:
                          ("clf", _estimator(self.config, params, probability))])
 
     def _fit_final(self, X, y, params: dict) -> "SegmentClassifier":
+        self.vote_score_, self.use_vote_ = None, False
         self.best_params_ = dict(params)
         self.pipeline_ = self._pipeline(params).fit(X, y)
         self.classes_ = self.pipeline_.classes_
@@ -392,17 +431,31 @@ class SegmentClassifier:
             grid["gamma"] = relative_gammas(Z, cfg.gamma_grid)
         params, self.cv_score_, _ = grid_search(_estimator(cfg, {}, probability=False), grid, Z, y, cfg.cv_folds,
                                                 cfg.seed)
-        return self._fit_final(X, y, params)
+        self._fit_final(X, y, params)
+        if cfg.vote_fallback and self.cv_score_ is not None and self.dims_[0] % 4 == 0:
+            self.vote_score_ = float(np.mean(self._mean_block(X).argmax(axis=1) == y))
+            self.use_vote_ = self.vote_score_ >= self.cv_score_
+        return self
+
+    def _mean_block(self, X) -> np.ndarray:
+        """The mean-posterior block ``(n, C)`` of the statistics (columns 2C:3C of 4C)."""
+        C = self.dims_[0] // 4
+        return np.asarray(X, dtype=np.float64)[:, 2 * C:3 * C]
 
     def predict(self, stats, initial=None) -> np.ndarray:
         """Predicted class label of each track."""
         X = self._check(stats, initial)
+        if getattr(self, "use_vote_", False):
+            return self._mean_block(X).argmax(axis=1).astype(np.int64)
         return self.pipeline_.predict(X)
 
     def predict_proba(self, stats, initial=None) -> np.ndarray:
         """Class probabilities ``(n_tracks, len(classes_))`` (sigmoid-calibrated for the SVM);
         :meth:`predict` is their argmax."""
         X = self._check(stats, initial)
+        if getattr(self, "use_vote_", False):
+            p = self._mean_block(X)[:, np.asarray(self.classes_, dtype=int)] + 1e-12
+            return p / p.sum(axis=1, keepdims=True)
         return self.pipeline_.predict_proba(X)
 
     @property
@@ -417,7 +470,8 @@ class SegmentClassifier:
         meta = {"config": self.config.to_dict(), "dims": [int(d) for d in self.dims_],
                 "params": {k: float(v) for k, v in self.best_params_.items()},
                 "pca_components": int(self.pca_components_),
-                "cv_score": self.cv_score_, "classes": [int(c) for c in self.classes_]}
+                "cv_score": self.cv_score_, "classes": [int(c) for c in self.classes_],
+                "vote_score": self.vote_score_, "use_vote": bool(self.use_vote_)}
         return arrays, meta
 
     @classmethod
@@ -430,6 +484,7 @@ class SegmentClassifier:
         X = np.asarray(arrays["X"], dtype=np.float64)
         y = np.asarray(arrays["y"], dtype=np.int64)
         clf._fit_final(X, y, dict(meta["params"]))
+        clf.vote_score_, clf.use_vote_ = meta.get("vote_score"), bool(meta.get("use_vote", False))
         if [int(c) for c in clf.classes_] != list(meta["classes"]):
             raise ValueError("stored classes do not match the stored labels")
         return clf
@@ -448,16 +503,20 @@ class CrossFitResult:
         The inner fold in which each track was held out.
     train_indices : list of np.ndarray
         The track indices each inner model was trained on.
+    models : list of TrainedFrameModel
+        The inner models (only with ``keep_models=True``).
     """
 
     posteriors: list
     fold: np.ndarray
     train_indices: list = field(default_factory=list)
+    models: list = field(default_factory=list)
 
 
 def cross_fitted_posteriors(sequences, labels, n_classes: int, frame_config: FrameModelConfig,
                             inner_folds: int = 5, seed: int = 0, progress: bool = False,
-                            train_fn=train_frame_model, posterior_fn=frame_posteriors) -> CrossFitResult:
+                            train_fn=train_frame_model, posterior_fn=frame_posteriors,
+                            keep_models: bool = False) -> CrossFitResult:
     """Posteriors of every training track from a frame model that did not see it.
 
     Parameters
@@ -476,6 +535,8 @@ def cross_fitted_posteriors(sequences, labels, n_classes: int, frame_config: Fra
         :func:`~genreseg.models.train_frame_model` and
         :func:`~genreseg.models.frame_posteriors` (replaceable, e.g. to audit which
         tracks each inner model saw).
+    keep_models : bool
+        Return the inner models too (for ``test_posteriors="inner-mean"``).
 
     Returns
     -------
@@ -488,14 +549,16 @@ def cross_fitted_posteriors(sequences, labels, n_classes: int, frame_config: Fra
     splitter = inner_splitter(labels, inner_folds, seed)
     posteriors: list = [None] * n
     fold = np.full(n, -1, dtype=np.int64)
-    train_indices = []
+    train_indices, models = [], []
     for f, (tr, held) in enumerate(splitter.split(np.zeros(n), labels)):
         model = train_fn([sequences[i] for i in tr], labels[tr], n_classes, frame_config, progress=progress)
         for i, p in zip(held, posterior_fn(model, [sequences[i] for i in held])):
             posteriors[i] = p
         fold[held] = f
         train_indices.append(np.asarray(tr, dtype=np.int64))
-    return CrossFitResult(posteriors=posteriors, fold=fold, train_indices=train_indices)
+        if keep_models:
+            models.append(model)
+    return CrossFitResult(posteriors=posteriors, fold=fold, train_indices=train_indices, models=models)
 
 
 def training_posteriors(sequences, labels, n_classes: int, frame_config: FrameModelConfig,
@@ -519,35 +582,106 @@ def training_posteriors(sequences, labels, n_classes: int, frame_config: FrameMo
 # --------------------------------------------------------------------------- whole stage
 @dataclass
 class SegmentModels:
-    """A frame model with its two segment classifiers (statistics only, and fused)."""
+    """A frame model with its two segment classifiers (statistics only, and fused).
+
+    ``config.k`` is the k in use (chosen from ``k_grid`` when one was given);
+    ``inner_models`` are the cross-fitting's frame models, kept when
+    ``config.test_posteriors`` needs them.
+    """
 
     frame_model: TrainedFrameModel
     lseg: SegmentClassifier
     fseg: SegmentClassifier
     config: SegmentConfig
+    inner_models: list = field(default_factory=list)
+    k_scores: dict = field(default_factory=dict)
 
 
 def fit_segment_models(sequences, labels, n_classes: int, frame_config: FrameModelConfig,
                        seg_config: SegmentConfig | None = None, frame_model: TrainedFrameModel | None = None,
-                       progress: bool = False) -> SegmentModels:
-    """Train the frame model (unless given) and both segment classifiers on one training set."""
+                       progress: bool = False, train_fn=None) -> SegmentModels:
+    """Train the frame model (unless given) and both segment classifiers on one training set.
+
+    The full frame model (trained on all tracks unless given) is the one whose vote is
+    Seg_acc and whose posteriors make timelines; the inner models of the cross-fitting
+    are kept when ``test_posteriors`` reads them. ``train_fn`` replaces
+    :func:`~genreseg.models.train_frame_model` (e.g. a benchmark's cache).
+    """
     seg_config = seg_config or SegmentConfig()
+    train_fn = train_fn or train_frame_model
     labels = np.asarray(labels, dtype=np.int64)
-    if frame_model is None:
-        frame_model = train_frame_model(sequences, labels, n_classes, frame_config, progress=progress)
-    post = training_posteriors(sequences, labels, n_classes, frame_config, seg_config.posteriors, frame_model,
-                               seg_config.inner_folds, seg_config.seed, progress)
-    stats = segment_features(post, seg_config.k)
+    inner_models: list = []
+    if seg_config.posteriors == "cross-fit":
+        res = cross_fitted_posteriors(sequences, labels, n_classes, frame_config, seg_config.inner_folds,
+                                      seg_config.seed, progress, train_fn=train_fn,
+                                      keep_models=seg_config.test_posteriors != "full")
+        post, inner_models = res.posteriors, res.models
+        if frame_model is None:
+            frame_model = train_fn(sequences, labels, n_classes, frame_config, progress=progress)
+    else:
+        if frame_model is None:
+            frame_model = train_fn(sequences, labels, n_classes, frame_config, progress=progress)
+        post = training_posteriors(sequences, labels, n_classes, frame_config, seg_config.posteriors, frame_model,
+                                   seg_config.inner_folds, seg_config.seed, progress)
     init = initial_segment_features(sequences)
-    lseg = SegmentClassifier(seg_config).fit(stats, labels)
-    fseg = SegmentClassifier(seg_config).fit(stats, labels, initial=init)
-    return SegmentModels(frame_model=frame_model, lseg=lseg, fseg=fseg, config=seg_config)
+    k_scores: dict = {}
+    best = None
+    for k in (seg_config.k_grid or (seg_config.k,)):
+        cfg = seg_config.replace(k=float(k))
+        stats = segment_features(post, cfg.k)
+        lseg = SegmentClassifier(cfg).fit(stats, labels)
+        fseg = SegmentClassifier(cfg).fit(stats, labels, initial=init)
+        score = np.mean([c.cv_score_ if c.cv_score_ is not None else 0.0 for c in (lseg, fseg)])
+        k_scores[float(k)] = float(score)
+        if best is None or score > best[0]:
+            best = (score, cfg, lseg, fseg)
+    _, cfg, lseg, fseg = best
+    return SegmentModels(frame_model=frame_model, lseg=lseg, fseg=fseg, config=cfg,
+                         inner_models=inner_models, k_scores=k_scores)
+
+
+def segment_posteriors(models: SegmentModels, sequences, full_posteriors: list | None = None) -> list:
+    """Frame posteriors of new tracks as ``models.config.test_posteriors`` says.
+
+    ``full_posteriors`` are the full frame model's posteriors of ``sequences`` when the
+    caller has them already.
+    """
+    mode = models.config.test_posteriors
+    full = full_posteriors if full_posteriors is not None else None
+    if mode == "full" or not models.inner_models:
+        return full if full is not None else frame_posteriors(models.frame_model, sequences)
+    runs = [frame_posteriors(m, sequences) for m in models.inner_models]
+    if mode == "all-mean":
+        runs.append(full if full is not None else frame_posteriors(models.frame_model, sequences))
+    return [np.mean([r[i] for r in runs], axis=0).astype(np.float32) for i in range(len(sequences))]
+
+
+def segment_inputs(models: SegmentModels, sequences) -> dict:
+    """Everything the segment stage reads about new tracks, computed once.
+
+    Returns
+    -------
+    dict
+        ``frame_posteriors``: the full frame model's (Frame_acc, Seg_acc, timelines);
+        ``posteriors``: those ``test_posteriors`` names, whose statistics the classifiers
+        read; ``init``: the initial segment features; ``lseg_stats`` / ``fseg_stats``: the
+        statistics each classifier reads (the full model's for a classifier that fell
+        back to the vote: Seg_acc's model votes).
+    """
+    full = frame_posteriors(models.frame_model, sequences)
+    post = segment_posteriors(models, sequences, full)
+    stats = segment_features(post, models.config.k)
+    vote_stats = stats if post is full else segment_features(full, models.config.k)
+    return {"frame_posteriors": full, "posteriors": post, "init": initial_segment_features(sequences),
+            "lseg_stats": vote_stats if models.lseg.use_vote_ else stats,
+            "fseg_stats": vote_stats if models.fseg.use_vote_ else stats}
 
 
 def predict_segments(models: SegmentModels, sequences) -> dict:
-    """Frame posteriors and the ``lseg`` / ``fseg`` track predictions of new tracks."""
-    post = frame_posteriors(models.frame_model, sequences)
-    stats = segment_features(post, models.config.k)
-    init = initial_segment_features(sequences)
-    return {"posteriors": post, "lseg": models.lseg.predict(stats),
-            "fseg": models.fseg.predict(stats, initial=init)}
+    """Frame posteriors and the ``lseg`` / ``fseg`` track predictions of new tracks.
+
+    ``posteriors`` are those the statistics came from (:func:`segment_inputs`).
+    """
+    s = segment_inputs(models, sequences)
+    return {"posteriors": s["posteriors"], "lseg": models.lseg.predict(s["lseg_stats"]),
+            "fseg": models.fseg.predict(s["fseg_stats"], initial=s["init"])}

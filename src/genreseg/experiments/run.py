@@ -192,7 +192,8 @@ def _run_frame_row(run: _Run, row: ModelRow, train, test, n_classes: int, seed: 
         lseg, fseg = pred["lseg"], pred["fseg"]
         t_seg = time.perf_counter() - t1
         seg_params = {"lseg": models.lseg.best_params_, "fseg": models.fseg.best_params_,
-                      "lseg_cv_score": models.lseg.cv_score_, "fseg_cv_score": models.fseg.cv_score_}
+                      "lseg_cv_score": models.lseg.cv_score_, "fseg_cv_score": models.fseg.cv_score_,
+                      "lseg_vote": models.lseg.use_vote_, "fseg_vote": models.fseg.use_vote_, "k": models.config.k}
     result = evaluate(test.labels, posteriors, test.label_names, lseg, fseg, test.track_ids)
     if keep is not None:
         keep[row.key] = {"posteriors": posteriors, "labels": np.asarray(test.labels), "track_ids": test.track_ids}

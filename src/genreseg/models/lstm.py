@@ -142,6 +142,11 @@ class LSTMFrameClassifier(nn.Module):
         Recurrent cell (see module docstring).
     dropout : float
         Dropout on each layer's output (before the next layer / the output layer).
+    bidirectional : bool
+        ``cell="torch"`` only: each layer of width ``h`` is a bidirectional
+        :class:`torch.nn.LSTM` of ``h // 2`` cells per direction (outputs concatenated,
+        ``2 * (h // 2)`` wide), so a frame's posterior sees the whole track. Not the
+        paper's (unidirectional) model; an option beside it.
 
     Notes
     -----
@@ -151,17 +156,25 @@ class LSTMFrameClassifier(nn.Module):
     """
 
     def __init__(self, n_in: int, n_classes: int, hidden: tuple[int, ...] = (512,),
-                 cell: str = "torch", dropout: float = 0.0):
+                 cell: str = "torch", dropout: float = 0.0, bidirectional: bool = False):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
         if not hidden:
             raise ValueError("an LSTM needs at least one layer")
+        if bidirectional and cell != "torch":
+            raise ValueError("bidirectional needs cell='torch'")
         self.cell = cell
+        self.bidirectional = bool(bidirectional)
         self.n_in, self.n_classes = n_in, n_classes
         layers = []
         width = n_in
         for h in hidden:
+            if bidirectional:
+                half = max(1, h // 2)
+                layers.append(nn.LSTM(width, half, batch_first=True, bidirectional=True))
+                width = 2 * half
+                continue
             layers.append(nn.LSTM(width, h, batch_first=True) if cell == "torch" else PeepholeLSTM(width, h))
             width = h
         self.layers = nn.ModuleList(layers)
@@ -194,8 +207,11 @@ class LSTMFrameClassifier(nn.Module):
 
         ``state`` is what the previous chunk returned (``None`` at the start), so a
         sequence fed chunk by chunk gets exactly the logits of one :meth:`forward` over
-        all of it, while only a chunk of it is ever in memory.
+        all of it, while only a chunk of it is ever in memory. Unidirectional only: a
+        bidirectional layer needs the whole sequence (use :meth:`forward`).
         """
+        if self.bidirectional:
+            raise ValueError("a bidirectional LSTM cannot run chunk by chunk; use forward() on the whole track")
         h = x.unsqueeze(0)
         state = state or [None] * len(self.layers)
         new_state = []

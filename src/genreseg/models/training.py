@@ -92,6 +92,35 @@ class FrameModelConfig(ConfigMixin):
         "cpu", "cuda", or "auto" (CUDA when available).
     preset : str
         Name of the preset this config came from ("custom" otherwise); informative.
+    bidirectional : bool
+        LSTM only, ``cell="torch"`` only: a bidirectional layer stack (each layer's
+        width is split in two halves, one per direction, so the parameter count stays
+        close to the unidirectional one of the same ``hidden``). Inference then needs a
+        whole track at once; :func:`iter_frame_posteriors` gathers the chunks first.
+    crop_frames : int
+        LSTM only. 0: every epoch sees the training units of ``max_seq_frames``.
+        ``L > 0``: every epoch, each training track gives ``max(1, round(T / L))``
+        random sub-sequences of ``min(L, T)`` frames at uniformly drawn starts (so an
+        epoch sees about as many frames as before, each time cut differently, and the
+        network learns to decide from any starting point). Training only.
+    input_noise : float
+        Standard deviation of Gaussian noise added to the (standardised) input frames
+        in training; 0 disables it. Never applied at inference.
+    input_dropout : float
+        Channel dropout on the input in training: each feature channel of each training
+        sequence (DNN: each frame) is zeroed with this probability (the rest scaled by
+        ``1 / (1 - p)``); the same channels are dropped at every frame of a sequence.
+        Never applied at inference.
+    valid_fraction : float
+        Early stopping. 0: train for ``epochs`` and keep the last weights. ``f > 0``: a
+        stratified ``f`` of the *training* tracks (seeded by ``seed``) is held out,
+        the network trains on the rest, the held-out tracks' frame accuracy (ties: the
+        lower frame cross-entropy) is measured after every epoch, and the weights of
+        the best epoch are restored at the end. The held-out tracks' normaliser is the
+        training part's. Nothing outside the training tracks is looked at.
+    patience : int
+        With ``valid_fraction > 0``: stop after this many epochs without a better
+        held-out score (0: run all ``epochs``).
     """
 
     kind: str = "lstm"
@@ -112,6 +141,12 @@ class FrameModelConfig(ConfigMixin):
     seed: int = 0
     device: str = "auto"
     preset: str = "custom"
+    bidirectional: bool = False
+    crop_frames: int = 0
+    input_noise: float = 0.0
+    input_dropout: float = 0.0
+    valid_fraction: float = 0.0
+    patience: int = 0
 
     def __post_init__(self):
         # Accept lists (e.g. from JSON) but store a tuple so the config stays hashable.
@@ -132,6 +167,16 @@ class FrameModelConfig(ConfigMixin):
             raise ValueError("epochs must be >= 0, batch_size >= 1, max_seq_frames >= 0")
         if self.lr <= 0 or not 0 < self.lr_decay <= 1 or not 0 <= self.dropout < 1:
             raise ValueError("lr must be > 0, lr_decay in (0, 1], dropout in [0, 1)")
+        if self.bidirectional and (self.kind != "lstm" or self.cell != "torch"):
+            raise ValueError("bidirectional needs kind='lstm' and cell='torch'")
+        if self.bidirectional and any(h < 2 for h in self.hidden):
+            raise ValueError(f"a bidirectional layer needs >= 2 cells (one half per direction), got {self.hidden}")
+        if self.crop_frames < 0 or self.patience < 0:
+            raise ValueError("crop_frames and patience must be >= 0")
+        if self.input_noise < 0 or not 0 <= self.input_dropout < 1 or not 0 <= self.valid_fraction < 1:
+            raise ValueError("input_noise must be >= 0, input_dropout and valid_fraction in [0, 1)")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("weight_decay and grad_clip must be >= 0")
 
 
 def _default_hidden(kind: str) -> tuple[int, ...]:
@@ -247,7 +292,8 @@ def build_module(config: FrameModelConfig, n_in: int, n_classes: int) -> nn.Modu
     """The (untrained) network described by ``config``; a loader then loads its state."""
     if config.kind == "dnn":
         return DNNFrameClassifier(n_in, n_classes, config.hidden, config.activation, config.dropout)
-    return LSTMFrameClassifier(n_in, n_classes, config.hidden, config.cell, config.dropout)
+    return LSTMFrameClassifier(n_in, n_classes, config.hidden, config.cell, config.dropout,
+                               bidirectional=config.bidirectional)
 
 
 def state_arrays(module: nn.Module) -> dict[str, np.ndarray]:
@@ -405,6 +451,47 @@ def _posteriors_normalized(module: nn.Module, kind: str, seqs: list[np.ndarray],
     return [np.ascontiguousarray(p, dtype=np.float32) for p in out]
 
 
+def _crops(seqs: list[np.ndarray], labels: np.ndarray, length: int, rng: np.random.Generator):
+    """One epoch's training units under ``crop_frames``: ``max(1, round(T / L))`` random
+    sub-sequences of ``min(L, T)`` frames of every track (see :class:`FrameModelConfig`)."""
+    units = []
+    for s, y in zip(seqs, labels):
+        T = len(s)
+        L = min(length, T)
+        n = max(1, int(round(T / length)))
+        for a in rng.integers(0, T - L + 1, size=n):
+            units.append((torch.from_numpy(s[a:a + L]), int(y)))
+    return units
+
+
+def _augment(x: torch.Tensor, config: FrameModelConfig, gen: torch.Generator) -> torch.Tensor:
+    """Training-only input noise and channel dropout of a ``(B, T, D)`` or ``(N, D)`` batch."""
+    if config.input_dropout > 0:
+        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+        keep = (torch.rand(shape, generator=gen) >= config.input_dropout).to(x.dtype)
+        x = x * keep.to(x.device) / (1.0 - config.input_dropout)
+    if config.input_noise > 0:
+        x = x + config.input_noise * torch.randn(x.shape, generator=gen).to(x.device)
+    return x
+
+
+def _holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified ``(train, held-out)`` indices of the training tracks for early stopping.
+
+    Every class keeps at least one training track; a class holds out
+    ``round(fraction * n_c)`` tracks (at least one when it has two or more).
+    """
+    rng = np.random.default_rng(seed + 7919)
+    held = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        n_out = min(len(idx) - 1, max(1, int(round(fraction * len(idx))))) if len(idx) > 1 else 0
+        held += list(rng.permutation(idx)[:n_out])
+    held = np.sort(np.asarray(held, dtype=np.int64))
+    train = np.setdiff1d(np.arange(len(labels)), held)
+    return train, held
+
+
 def train_frame_model(sequences, labels, n_classes: int, config: FrameModelConfig | None = None,
                       valid: tuple | None = None, progress: bool = True) -> TrainedFrameModel:
     """Train a DNN or LSTM frame classifier; every frame carries its track's label.
@@ -418,26 +505,38 @@ def train_frame_model(sequences, labels, n_classes: int, config: FrameModelConfi
     config : FrameModelConfig, optional
         Default: ``default_preset("lstm")``.
     valid : (sequences, labels), optional
-        Validation tracks; their frame accuracy is recorded after every epoch.
+        Monitoring tracks; their frame accuracy is recorded after every epoch
+        (``history["valid_frame_acc"]``) and used for nothing else. Early stopping
+        (``config.valid_fraction``) uses its own split of the *training* tracks.
     progress : bool
         Show a tqdm bar with the running loss and accuracy.
 
     Returns
     -------
     TrainedFrameModel
+        With early stopping, ``history["stop_frame_acc"]`` and ``history["stop_loss"]``
+        are the held-out split's curves, ``history["best_epoch"] == [e]`` the 0-based
+        epoch whose weights were restored, ``history["epochs_run"]`` how many ran.
 
     Notes
     -----
-    Reproducible: the initialisation and dropout draw from ``torch.manual_seed(seed)``
-    (inside :func:`torch.random.fork_rng`, so the caller's global RNG is untouched)
-    and the shuffling from ``np.random.default_rng(seed)``; on the CPU the same seed
-    gives bit-identical weights.
+    Reproducible: the initialisation, dropout and the input augmentation draw from
+    ``torch.manual_seed(seed)`` (inside :func:`torch.random.fork_rng`, so the caller's
+    global RNG is untouched) and the shuffling and crops from
+    ``np.random.default_rng(seed)``; on the CPU the same seed gives bit-identical weights.
     """
     from tqdm.auto import tqdm
 
     config = config or default_preset("lstm")
     seqs, labels = _check_data(sequences, labels, n_classes)
     device = torch.device(resolve_device(config.device))
+    stop_seqs = None
+    if config.valid_fraction > 0:
+        keep, held = _holdout(labels, config.valid_fraction, config.seed)
+        if len(held):
+            stop_seqs = [seqs[i] for i in held]
+            stop_labels = labels[held]
+            seqs, labels = [seqs[i] for i in keep], labels[keep]
     normalizer = Normalizer.fit(seqs)
     seqs = [normalizer.transform(s) for s in seqs]
     n_in = seqs[0].shape[1]
@@ -445,40 +544,56 @@ def train_frame_model(sequences, labels, n_classes: int, config: FrameModelConfi
         v_seqs, v_labels = _check_data(valid[0], valid[1], n_classes)
         v_seqs = [normalizer.transform(s) for s in v_seqs]
         v_frame_labels = np.concatenate([np.full(len(s), y) for s, y in zip(v_seqs, v_labels)])
+    if stop_seqs is not None:
+        stop_seqs = [normalizer.transform(s) for s in stop_seqs]
+        stop_frame_labels = np.concatenate([np.full(len(s), y) for s, y in zip(stop_seqs, stop_labels)])
     rng = np.random.default_rng(config.seed)
     history: dict[str, list] = {"loss": [], "frame_acc": [], "lr": [], "seconds": []}
     if valid is not None:
         history["valid_frame_acc"] = []
+    if stop_seqs is not None:
+        history.update(stop_frame_acc=[], stop_loss=[], best_epoch=[], epochs_run=[])
+    augment = config.input_noise > 0 or config.input_dropout > 0
 
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(config.seed)
         module = build_module(config, n_in, n_classes).to(device)
+        gen = torch.Generator().manual_seed(config.seed + 1)
         optimizer = _make_optimizer(config, module.parameters())
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
         if config.kind == "dnn":
             frames = torch.from_numpy(np.concatenate(seqs, axis=0))
             frame_labels = torch.from_numpy(np.concatenate([np.full(len(s), y) for s, y in zip(seqs, labels)]))
             n_units = len(frames)
-        else:
+        elif config.crop_frames == 0:
             units = _windows(seqs, labels, config.max_seq_frames)
             n_units = len(units)
+        best_key, best_state, since_best = None, None, 0
 
         bar = tqdm(range(config.epochs), desc=f"{config.kind} {config.hidden}", disable=not progress,
                    leave=False)
-        for _ in bar:
+        for epoch in bar:
             t0 = time.perf_counter()
             module.train()
+            if config.kind == "lstm" and config.crop_frames > 0:
+                units = _crops(seqs, labels, config.crop_frames, rng)
+                n_units = len(units)
             perm = rng.permutation(n_units)
             total_loss, correct, count = 0.0, 0, 0
             for a in range(0, n_units, config.batch_size):
                 idx = perm[a:a + config.batch_size]
                 if config.kind == "dnn":
                     y = frame_labels[idx].to(device)
-                    logits = module(frames[idx].to(device))
+                    xb = frames[idx]
+                    if augment:
+                        xb = _augment(xb, config, gen)
+                    logits = module(xb.to(device))
                     loss = nn.functional.cross_entropy(logits, y, reduction="sum")
                 else:
                     x, lengths = _pad([units[i][0] for i in idx])
+                    if augment:
+                        x = _augment(x, config, gen)
                     y_tracks = torch.tensor([units[i][1] for i in idx])
                     loss, logits, y = frame_loss(module, x.to(device), lengths, y_tracks.to(device))
                 n = len(y)
@@ -502,8 +617,30 @@ def train_frame_model(sequences, labels, n_classes: int, config: FrameModelConfi
                 acc = float(np.mean(np.concatenate(post).argmax(axis=1) == v_frame_labels))
                 history["valid_frame_acc"].append(acc)
                 postfix["val"] = f"{acc:.3f}"
+            stop = False
+            if stop_seqs is not None:
+                p = np.concatenate(_posteriors_normalized(module, config.kind, stop_seqs, device, 8192))
+                s_acc = float(np.mean(p.argmax(axis=1) == stop_frame_labels))
+                s_loss = float(-np.mean(np.log(np.maximum(p[np.arange(len(p)), stop_frame_labels], 1e-12))))
+                history["stop_frame_acc"].append(s_acc)
+                history["stop_loss"].append(s_loss)
+                key = (s_acc, -s_loss)
+                if best_key is None or key > best_key:
+                    best_key, since_best = key, 0
+                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                    history["best_epoch"] = [epoch]
+                else:
+                    since_best += 1
+                    stop = config.patience > 0 and since_best >= config.patience
+                postfix["stop"] = f"{s_acc:.3f}"
             history["seconds"].append(time.perf_counter() - t0)
             bar.set_postfix(postfix)
+            if stop:
+                break
+        if stop_seqs is not None:
+            history["epochs_run"] = [len(history["loss"])]
+            if best_state is not None:
+                module.load_state_dict(best_state)
     module.eval()
     return TrainedFrameModel(module=module, normalizer=normalizer, config=config, n_in=n_in,
                              n_classes=n_classes, history=history)
@@ -561,6 +698,12 @@ def iter_frame_posteriors(trained: TrainedFrameModel, chunks, window_frames: int
     """
     if trained.config.kind == "lstm" and window_frames > 0:
         yield from _windowed_posteriors(trained, chunks, int(window_frames))
+        return
+    if trained.config.kind == "lstm" and trained.config.bidirectional:
+        # Each frame depends on the whole track: gather it, then one pass.
+        parts = [np.asarray(c, dtype=np.float32) for c in chunks]
+        if parts:
+            yield frame_posteriors(trained, [np.concatenate(parts)])[0]
         return
     device = next(trained.module.parameters()).device
     state = None
