@@ -163,6 +163,30 @@ def test_paired_comparison_words_and_numbers():
     assert steady["consistent"] and not steady["significant"] and "same sign on every fold" in steady["sentence"]
 
 
+def test_report_states_which_orderings_hold():
+    from genreseg.experiments.report import _orderings
+
+    rows = model_rows(GRIDS["quick"])
+
+    def stat(v):
+        return {"mean": v, "std": 0.0, "n": 5}
+
+    agg = {r.key: {"seg_acc": stat(0.80)} for r in rows}
+    agg["dnn-1024"]["seg_acc"] = stat(0.90)
+    for r in rows[2:]:
+        agg[r.key]["fseg_acc"] = stat(0.85)
+    agg["lstm-512"]["fseg_acc"] = stat(0.75)
+    agg["scattering-svm"] = {"track_acc": stat(0.84)}
+    lines = _orderings(agg, rows, ["scattering-svm"])
+    assert "FSeg ≥ Seg* **does not hold**: not for LSTM(512) as LSTM(64) (0.750 < 0.800)" in lines[0]
+    assert "best LSTM Seg ≥ best DNN Seg* **does not hold**" in lines[1] and "DNN(1024) as DNN(128) 0.900" in lines[1]
+    assert "baseline + 0.02* **does not hold**" in lines[2] and "scattering-svm 0.840" in lines[2]
+    agg["lstm-512"]["fseg_acc"] = stat(0.95)
+    agg["lstm-1024"].update(seg_acc=stat(0.92), fseg_acc=stat(0.93))
+    lines = _orderings(agg, rows, ["scattering-svm"])
+    assert "**holds** for all 4 rows" in lines[0] and "Seg* **holds**" in lines[1] and "0.02* **holds**" in lines[2]
+
+
 def test_figure3_example_track_and_plots(tmp_path):
     from genreseg.plots import choose_example_track, plot_confusion, plot_posterior_summary
 

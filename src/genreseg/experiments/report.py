@@ -52,6 +52,47 @@ def _systems(run, rows: list[ModelRow]) -> list[tuple[str, str, str, float]]:
 
 
 
+def _mean(agg: dict, key: str, measure: str):
+    stat = agg.get(key, {}).get(measure)
+    return stat["mean"] if stat else None
+
+
+def _orderings(agg: dict, rows: list, baselines: list) -> list[str]:
+    """The paper's claims as plain checks on the mean figures: which hold on this data, which do not.
+
+    (1) every LSTM's FSeg is at least its Seg; (2) the best LSTM's Seg is at least the best
+    DNN's; (3) the best LSTM FSeg beats the best baseline by 0.02 or more.
+    """
+    lstm = [r for r in rows if r.in_table3 and _mean(agg, r.key, "seg_acc") is not None]
+    dnn = [r for r in rows if not r.in_table3 and _mean(agg, r.key, "seg_acc") is not None]
+    if not lstm:
+        return []
+
+    def verdict(ok: bool) -> str:
+        return "**holds**" if ok else "**does not hold**"
+
+    out = []
+    pairs = [(r, _mean(agg, r.key, "fseg_acc"), _mean(agg, r.key, "seg_acc")) for r in lstm]
+    pairs = [(r, f, s) for r, f, s in pairs if f is not None]
+    if pairs:
+        failing = [f"{r.label} ({f:.3f} < {s:.3f})" for r, f, s in pairs if f < s]
+        out.append(f"Ordering *every LSTM row has FSeg ≥ Seg* {verdict(not failing)}"
+                   + (f": not for {', '.join(failing)}." if failing else f" for all {len(pairs)} rows."))
+    best_lstm = max(lstm, key=lambda r: _mean(agg, r.key, "seg_acc"))
+    if dnn:
+        best_dnn = max(dnn, key=lambda r: _mean(agg, r.key, "seg_acc"))
+        a, b = _mean(agg, best_lstm.key, "seg_acc"), _mean(agg, best_dnn.key, "seg_acc")
+        out.append(f"Ordering *best LSTM Seg ≥ best DNN Seg* {verdict(a >= b)} ({best_lstm.label} {a:.3f} vs "
+                   f"{best_dnn.label} {b:.3f}).")
+    fsegs = [(r, _mean(agg, r.key, "fseg_acc")) for r in lstm if _mean(agg, r.key, "fseg_acc") is not None]
+    bases = [(n, _mean(agg, n, "track_acc")) for n in baselines if _mean(agg, n, "track_acc") is not None]
+    if fsegs and bases:
+        (r, f), (n, b) = max(fsegs, key=lambda x: x[1]), max(bases, key=lambda x: x[1])
+        out.append(f"Ordering *best LSTM FSeg ≥ best baseline + 0.02* {verdict(f >= b + 0.02)} ({r.label} FSeg "
+                   f"{f:.3f} vs {n} {b:.3f}).")
+    return out
+
+
 def reading(run, rows: list[ModelRow], n_tracks: int) -> list[str]:
     """The honest reading of the tables, as Markdown bullet lines."""
     agg = run.doc["aggregates"]
@@ -111,6 +152,7 @@ def reading(run, rows: list[ModelRow], n_tracks: int) -> list[str]:
                               f"The best system of the paper, {p[2]},", f"the best baseline, {base_name},")
         comparisons["best_vs_baseline"] = c
         lines.append(f"**Against the baselines:** {c['sentence']}")
+    lines += _orderings(agg, rows, run.doc.get("baselines", []))
     if run.doc["folds"]:
         n_test = run.doc["folds"][0].get("n_test", 0)
         if n_test:

@@ -1,53 +1,11 @@
-"""Segment features from frame posteriors, their fusion, and the segment classifier.
+"""The segment classifier on posterior statistics, alone or fused with the initial segment feature, and its config.
 
-A track (the paper's *segment*) is summarised by statistics of its frame posteriors
-``P (T, C)`` (:func:`segment_statistics`, 4C numbers: max, min, mean and the fraction
-of frames above ``k``, per class). The *fused* feature joins them with the track mean
-of the scattering frames (the paper's *initial segment feature*, D ≈ 749 numbers).
-
-Fusion weighting
-----------------
-Standardising every column of the fused vector and handing it to an RBF SVM lets
-the ~749 scattering columns dominate the ~40 statistics in every distance (they
-hold ~95 % of the total variance), so the fused classifier behaves like the
-scattering-only one. :class:`SegmentConfig` ``fusion`` picks how the blocks meet:
-
-* ``"concat"`` — one StandardScaler over all columns (the naive join, kept to measure);
-* ``"block"`` — standardise each block, then scale it to unit *total* variance (divide
-  by sqrt(block dim)), times ``init_weight`` for the scattering block: each block
-  contributes equally to squared distances;
-* ``"pca"`` — as ``"block"`` but the standardised scattering block is first reduced to
-  ``pca_components`` principal components.
-
-Measured on gtzan_mini (5-fold CV, SVM, k = 0.2): the naive join had the lowest
-inner-CV accuracy for both frame models (DNN 0.848, LSTM 0.830) and the lowest
-DNN test accuracy (0.86 vs 0.90-0.92); block weighting with ``init_weight`` 0.5, 1,
-2 and PCA (20/40) all scored 0.835-0.865, within the fold spread of each other.
-"block" with ``init_weight=1`` is the default: principled, and as good as any.
-
-Cross-fitting
--------------
-A frame model's posteriors on its own training tracks are over-confident (near 1
-on the right class), so a segment classifier trained on them learns statistics
-test tracks never show. :func:`cross_fitted_posteriors` instead trains one frame model
-per inner fold and takes each training track's posteriors from the model that did
-not see it; test tracks use the model trained on the whole training set.
-``SegmentConfig(posteriors="in-sample")`` keeps the naive path for comparison.
-
-Serialisation
--------------
-:meth:`SegmentClassifier.state` stores the (small) training matrix, labels, config and
-the chosen hyper-parameters; :meth:`SegmentClassifier.from_state` re-fits the pipeline
-with those hyper-parameters (no grid search). Every step is deterministic (libsvm,
-seeded calibration folds, full-SVD PCA, lbfgs, a seeded MLP), so a loaded classifier
-gives the same ``predict_proba`` as the saved one (tested) — no pickle needed. The
-alternative, rebuilding libsvm's decision function from stored support vectors, dual
-coefficients and Platt parameters, would tie the format to libsvm internals.
+Fusion weighting, calibration and serialisation are described in :mod:`genreseg.segments`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
@@ -61,66 +19,16 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from .configs import ConfigMixin
-from .search import grid_search, relative_gammas
-from .splits import inner_splitter
-from .features import initial_segment_features
-from .models import (
-    FrameModelConfig,
-    TrainedFrameModel,
-    frame_posteriors,
-    train_frame_model,
-)
+from ..configs import ConfigMixin
+from ..search import grid_search, relative_gammas
 
-__all__ = [
-    "CalibratedSVC",
-    "CrossFitResult",
-    "SegmentClassifier",
-    "SegmentConfig",
-    "SegmentModels",
-    "TotalVarianceScaler",
-    "cross_fitted_posteriors",
-    "fit_segment_models",
-    "initial_segment_features",
-    "predict_segments",
-    "segment_features",
-    "segment_inputs",
-    "segment_posteriors",
-    "segment_statistics",
-    "training_posteriors",
-]
+__all__ = ["CLASSIFIERS", "FUSIONS", "POSTERIOR_MODES", "TEST_POSTERIORS", "CalibratedSVC", "SegmentClassifier",
+           "SegmentConfig", "TotalVarianceScaler"]
 
 CLASSIFIERS = ("svm", "logreg", "mlp")
 FUSIONS = ("concat", "block", "pca")
 POSTERIOR_MODES = ("cross-fit", "in-sample")
 TEST_POSTERIORS = ("full", "inner-mean", "all-mean")
-
-
-# --------------------------------------------------------------------------- features
-def segment_statistics(posteriors: np.ndarray, k: float) -> np.ndarray:
-    """The paper's segment statistics of one track's frame posteriors.
-
-    Parameters
-    ----------
-    posteriors : np.ndarray, shape (T, C)
-    k : float
-        Threshold of the last statistic.
-
-    Returns
-    -------
-    np.ndarray, shape (4C,), float64
-        ``[max_t p_t, min_t p_t, mean_t p_t, mean_t 1(p_t > k)]``, each a block of C
-        values in class order.
-    """
-    p = np.asarray(posteriors, dtype=np.float64)
-    if p.ndim != 2 or len(p) == 0:
-        raise ValueError(f"expected a non-empty (T, C) matrix, got shape {p.shape}")
-    return np.concatenate([p.max(axis=0), p.min(axis=0), p.mean(axis=0), (p > k).mean(axis=0)])
-
-
-def segment_features(posteriors_list, k: float) -> np.ndarray:
-    """:func:`segment_statistics` of every track, stacked: ``(n_tracks, 4C)``."""
-    return np.stack([segment_statistics(p, k) for p in posteriors_list])
 
 
 # --------------------------------------------------------------------------- config
@@ -488,200 +396,3 @@ class SegmentClassifier:
         if [int(c) for c in clf.classes_] != list(meta["classes"]):
             raise ValueError("stored classes do not match the stored labels")
         return clf
-
-
-# --------------------------------------------------------------------------- cross-fitting
-@dataclass
-class CrossFitResult:
-    """Out-of-fold frame posteriors of training tracks.
-
-    Attributes
-    ----------
-    posteriors : list of np.ndarray, each (T_i, C)
-        Track i's posteriors, from the inner model of fold ``fold[i]``.
-    fold : np.ndarray of int, shape (n_tracks,)
-        The inner fold in which each track was held out.
-    train_indices : list of np.ndarray
-        The track indices each inner model was trained on.
-    models : list of TrainedFrameModel
-        The inner models (only with ``keep_models=True``).
-    """
-
-    posteriors: list
-    fold: np.ndarray
-    train_indices: list = field(default_factory=list)
-    models: list = field(default_factory=list)
-
-
-def cross_fitted_posteriors(sequences, labels, n_classes: int, frame_config: FrameModelConfig,
-                            inner_folds: int = 5, seed: int = 0, progress: bool = False,
-                            train_fn=train_frame_model, posterior_fn=frame_posteriors,
-                            keep_models: bool = False) -> CrossFitResult:
-    """Posteriors of every training track from a frame model that did not see it.
-
-    Parameters
-    ----------
-    sequences : list of np.ndarray, each (T_i, D)
-    labels : array of int, shape (n_tracks,)
-    n_classes : int
-    frame_config : FrameModelConfig
-        Used for every inner model.
-    inner_folds : int
-        Stratified folds (fewer when a class has fewer tracks).
-    seed : int
-        Seeds the fold assignment.
-    progress : bool
-    train_fn, posterior_fn : callable
-        :func:`~genreseg.models.train_frame_model` and
-        :func:`~genreseg.models.frame_posteriors` (replaceable, e.g. to audit which
-        tracks each inner model saw).
-    keep_models : bool
-        Return the inner models too (for ``test_posteriors="inner-mean"``).
-
-    Returns
-    -------
-    CrossFitResult
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    n = len(sequences)
-    if n != len(labels):
-        raise ValueError(f"{n} sequences but {len(labels)} labels")
-    splitter = inner_splitter(labels, inner_folds, seed)
-    posteriors: list = [None] * n
-    fold = np.full(n, -1, dtype=np.int64)
-    train_indices, models = [], []
-    for f, (tr, held) in enumerate(splitter.split(np.zeros(n), labels)):
-        model = train_fn([sequences[i] for i in tr], labels[tr], n_classes, frame_config, progress=progress)
-        for i, p in zip(held, posterior_fn(model, [sequences[i] for i in held])):
-            posteriors[i] = p
-        fold[held] = f
-        train_indices.append(np.asarray(tr, dtype=np.int64))
-        if keep_models:
-            models.append(model)
-    return CrossFitResult(posteriors=posteriors, fold=fold, train_indices=train_indices, models=models)
-
-
-def training_posteriors(sequences, labels, n_classes: int, frame_config: FrameModelConfig,
-                        mode: str = "cross-fit", frame_model: TrainedFrameModel | None = None,
-                        inner_folds: int = 5, seed: int = 0, progress: bool = False) -> list:
-    """Posteriors of the training tracks for the segment classifier.
-
-    ``"cross-fit"`` — :func:`cross_fitted_posteriors`; ``"in-sample"`` — the full model's
-    own posteriors on its training tracks (``frame_model`` is trained when not given).
-    """
-    if mode == "cross-fit":
-        return cross_fitted_posteriors(sequences, labels, n_classes, frame_config, inner_folds, seed,
-                                       progress).posteriors
-    if mode == "in-sample":
-        if frame_model is None:
-            frame_model = train_frame_model(sequences, labels, n_classes, frame_config, progress=progress)
-        return frame_posteriors(frame_model, sequences)
-    raise ValueError(f"mode must be one of {POSTERIOR_MODES}, got {mode!r}")
-
-
-# --------------------------------------------------------------------------- whole stage
-@dataclass
-class SegmentModels:
-    """A frame model with its two segment classifiers (statistics only, and fused).
-
-    ``config.k`` is the k in use (chosen from ``k_grid`` when one was given);
-    ``inner_models`` are the cross-fitting's frame models, kept when
-    ``config.test_posteriors`` needs them.
-    """
-
-    frame_model: TrainedFrameModel
-    lseg: SegmentClassifier
-    fseg: SegmentClassifier
-    config: SegmentConfig
-    inner_models: list = field(default_factory=list)
-    k_scores: dict = field(default_factory=dict)
-
-
-def fit_segment_models(sequences, labels, n_classes: int, frame_config: FrameModelConfig,
-                       seg_config: SegmentConfig | None = None, frame_model: TrainedFrameModel | None = None,
-                       progress: bool = False, train_fn=None) -> SegmentModels:
-    """Train the frame model (unless given) and both segment classifiers on one training set.
-
-    The full frame model (trained on all tracks unless given) is the one whose vote is
-    Seg_acc and whose posteriors make timelines; the inner models of the cross-fitting
-    are kept when ``test_posteriors`` reads them. ``train_fn`` replaces
-    :func:`~genreseg.models.train_frame_model` (e.g. a benchmark's cache).
-    """
-    seg_config = seg_config or SegmentConfig()
-    train_fn = train_fn or train_frame_model
-    labels = np.asarray(labels, dtype=np.int64)
-    inner_models: list = []
-    if seg_config.posteriors == "cross-fit":
-        res = cross_fitted_posteriors(sequences, labels, n_classes, frame_config, seg_config.inner_folds,
-                                      seg_config.seed, progress, train_fn=train_fn,
-                                      keep_models=seg_config.test_posteriors != "full")
-        post, inner_models = res.posteriors, res.models
-        if frame_model is None:
-            frame_model = train_fn(sequences, labels, n_classes, frame_config, progress=progress)
-    else:
-        if frame_model is None:
-            frame_model = train_fn(sequences, labels, n_classes, frame_config, progress=progress)
-        post = training_posteriors(sequences, labels, n_classes, frame_config, seg_config.posteriors, frame_model,
-                                   seg_config.inner_folds, seg_config.seed, progress)
-    init = initial_segment_features(sequences)
-    k_scores: dict = {}
-    best = None
-    for k in (seg_config.k_grid or (seg_config.k,)):
-        cfg = seg_config.replace(k=float(k))
-        stats = segment_features(post, cfg.k)
-        lseg = SegmentClassifier(cfg).fit(stats, labels)
-        fseg = SegmentClassifier(cfg).fit(stats, labels, initial=init)
-        score = np.mean([c.cv_score_ if c.cv_score_ is not None else 0.0 for c in (lseg, fseg)])
-        k_scores[float(k)] = float(score)
-        if best is None or score > best[0]:
-            best = (score, cfg, lseg, fseg)
-    _, cfg, lseg, fseg = best
-    return SegmentModels(frame_model=frame_model, lseg=lseg, fseg=fseg, config=cfg,
-                         inner_models=inner_models, k_scores=k_scores)
-
-
-def segment_posteriors(models: SegmentModels, sequences, full_posteriors: list | None = None) -> list:
-    """Frame posteriors of new tracks as ``models.config.test_posteriors`` says.
-
-    ``full_posteriors`` are the full frame model's posteriors of ``sequences`` when the
-    caller has them already.
-    """
-    mode = models.config.test_posteriors
-    full = full_posteriors if full_posteriors is not None else None
-    if mode == "full" or not models.inner_models:
-        return full if full is not None else frame_posteriors(models.frame_model, sequences)
-    runs = [frame_posteriors(m, sequences) for m in models.inner_models]
-    if mode == "all-mean":
-        runs.append(full if full is not None else frame_posteriors(models.frame_model, sequences))
-    return [np.mean([r[i] for r in runs], axis=0).astype(np.float32) for i in range(len(sequences))]
-
-
-def segment_inputs(models: SegmentModels, sequences) -> dict:
-    """Everything the segment stage reads about new tracks, computed once.
-
-    Returns
-    -------
-    dict
-        ``frame_posteriors``: the full frame model's (Frame_acc, Seg_acc, timelines);
-        ``posteriors``: those ``test_posteriors`` names, whose statistics the classifiers
-        read; ``init``: the initial segment features; ``lseg_stats`` / ``fseg_stats``: the
-        statistics each classifier reads (the full model's for a classifier that fell
-        back to the vote: Seg_acc's model votes).
-    """
-    full = frame_posteriors(models.frame_model, sequences)
-    post = segment_posteriors(models, sequences, full)
-    stats = segment_features(post, models.config.k)
-    vote_stats = stats if post is full else segment_features(full, models.config.k)
-    return {"frame_posteriors": full, "posteriors": post, "init": initial_segment_features(sequences),
-            "lseg_stats": vote_stats if models.lseg.use_vote_ else stats,
-            "fseg_stats": vote_stats if models.fseg.use_vote_ else stats}
-
-
-def predict_segments(models: SegmentModels, sequences) -> dict:
-    """Frame posteriors and the ``lseg`` / ``fseg`` track predictions of new tracks.
-
-    ``posteriors`` are those the statistics came from (:func:`segment_inputs`).
-    """
-    s = segment_inputs(models, sequences)
-    return {"posteriors": s["posteriors"], "lseg": models.lseg.predict(s["lseg_stats"]),
-            "fseg": models.fseg.predict(s["fseg_stats"], initial=s["init"])}
