@@ -329,7 +329,7 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
                    help="'quick' (default): hidden sizes /8, 8 DNN and 6 LSTM epochs at Adam lr 3e-3, 2 inner "
                         "folds, 3 CV folds, and the LSTM recipe (12-frame crops, input noise; inner-fold test "
                         "posteriors, k by inner CV, vote fallback; README 'The LSTM recipe') — a few minutes on "
-                        "gtzan_mini on 2 cores; 'paper': the paper's sizes and recipe with the preset's epochs, "
+                        "gtzan_mini on 2 cores; 'paper': the paper's sizes (no recipe) with the preset's epochs, "
                         "5 inner and CV folds")
     p.add_argument("--preset", default="default", choices=["default", "paper"],
                    help="training recipe: 'default' (Adam, converges in little CPU time) or 'paper' (the paper's "
