@@ -12,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-__all__ = ["grid_search", "relative_gammas"]
+__all__ = ["cv_splits", "grid_search", "relative_gammas"]
+
+
+def cv_splits(y, cv_folds: int) -> int:
+    """Stratified folds a search on labels ``y`` can have: ``cv_folds``, at most the smallest class size."""
+    return min(int(cv_folds), int(np.unique(np.asarray(y), return_counts=True)[1].min()))
 
 
 def relative_gammas(Z, gamma_grid) -> list[float]:
@@ -45,8 +50,7 @@ def grid_search(estimator, grid: dict, Z, y, cv_folds: int, seed: int) -> tuple[
     n_splits : int
         Folds used (0 without a search).
     """
-    y = np.asarray(y)
-    n_splits = min(int(cv_folds), int(np.unique(y, return_counts=True)[1].min()))
+    n_splits = cv_splits(y, cv_folds)
     if n_splits < 2:
         return {name: values[len(values) // 2] for name, values in grid.items()}, None, 0
     search = GridSearchCV(estimator, grid, cv=StratifiedKFold(n_splits, shuffle=True, random_state=seed),

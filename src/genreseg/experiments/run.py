@@ -188,7 +188,7 @@ def _run_frame_row(run: _Run, row: ModelRow, train, test, n_classes: int, seed: 
         t1 = time.perf_counter()
         seg_cfg = segment_config_for(grid, seed)
         models = fit_segment_models(train.sequences, train.labels, n_classes, cfg, seg_cfg, frame_model=model)
-        pred = predict_segments(models, test.sequences)
+        pred = predict_segments(models, test.sequences, posteriors)  # the row's model: not run again
         lseg, fseg = pred["lseg"], pred["fseg"]
         t_seg = time.perf_counter() - t1
         seg_params = {"lseg": models.lseg.best_params_, "fseg": models.fseg.best_params_,

@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from ..configs import ConfigMixin
-from ..search import grid_search, relative_gammas
+from ..search import cv_splits, grid_search, relative_gammas
 
 __all__ = ["CLASSIFIERS", "FUSIONS", "POSTERIOR_MODES", "TEST_POSTERIORS", "CalibratedSVC", "SegmentClassifier",
            "SegmentConfig", "TotalVarianceScaler"]
@@ -322,7 +322,7 @@ class SegmentClassifier:
         if len(y) != len(X):
             raise ValueError("one label per track required")
         self.dims_ = (X.shape[1],) if initial is None else (np.shape(stats)[1], np.shape(initial)[1])
-        n_splits = min(cfg.cv_folds, int(np.min(np.unique(y, return_counts=True)[1])))  # as grid_search's
+        n_splits = cv_splits(y, cfg.cv_folds)
         # PCA cannot keep more components than the smallest training fold has rows.
         n_fit = len(y) - int(np.ceil(len(y) / n_splits)) if n_splits >= 2 else len(y)
         self.pca_components_ = max(1, min(cfg.pca_components, n_fit))
@@ -352,10 +352,8 @@ class SegmentClassifier:
 
     def predict(self, stats, initial=None) -> np.ndarray:
         """Predicted class label of each track."""
-        X = self._check(stats, initial)
-        if getattr(self, "use_vote_", False):
-            return self._mean_block(X).argmax(axis=1).astype(np.int64)
-        return self.pipeline_.predict(X)
+        proba = self.predict_proba(stats, initial)  # checks fitted and inputs first
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def predict_proba(self, stats, initial=None) -> np.ndarray:
         """Class probabilities ``(n_tracks, len(classes_))`` (sigmoid-calibrated for the SVM);

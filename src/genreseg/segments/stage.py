@@ -177,17 +177,21 @@ def segment_posteriors(models: SegmentModels, sequences, full_posteriors: list |
     caller has them already.
     """
     mode = models.config.test_posteriors
-    full = full_posteriors if full_posteriors is not None else None
-    if mode == "full" or not models.inner_models:
-        return full if full is not None else frame_posteriors(models.frame_model, sequences)
-    runs = [frame_posteriors(m, sequences) for m in models.inner_models]
-    if mode == "all-mean":
-        runs.append(full if full is not None else frame_posteriors(models.frame_model, sequences))
+    if mode == "inner-mean" and models.inner_models:
+        runs = [frame_posteriors(m, sequences) for m in models.inner_models]
+    else:  # "full", "all-mean", or no inner models kept: the full model's posteriors are read
+        full = full_posteriors if full_posteriors is not None else frame_posteriors(models.frame_model, sequences)
+        if mode == "full" or not models.inner_models:
+            return full
+        runs = [frame_posteriors(m, sequences) for m in models.inner_models] + [full]
     return [np.mean([r[i] for r in runs], axis=0).astype(np.float32) for i in range(len(sequences))]
 
 
-def segment_inputs(models: SegmentModels, sequences) -> dict:
+def segment_inputs(models: SegmentModels, sequences, full_posteriors: list | None = None) -> dict:
     """Everything the segment stage reads about new tracks, computed once.
+
+    ``full_posteriors``: the full frame model's posteriors of ``sequences`` when the
+    caller has them already (they are not computed again).
 
     Returns
     -------
@@ -198,7 +202,7 @@ def segment_inputs(models: SegmentModels, sequences) -> dict:
         statistics each classifier reads (the full model's for a classifier that fell
         back to the vote: Seg_acc's model votes).
     """
-    full = frame_posteriors(models.frame_model, sequences)
+    full = full_posteriors if full_posteriors is not None else frame_posteriors(models.frame_model, sequences)
     post = segment_posteriors(models, sequences, full)
     stats = segment_features(post, models.config.k)
     vote_stats = stats if post is full else segment_features(full, models.config.k)
@@ -207,11 +211,12 @@ def segment_inputs(models: SegmentModels, sequences) -> dict:
             "fseg_stats": vote_stats if models.fseg.use_vote_ else stats}
 
 
-def predict_segments(models: SegmentModels, sequences) -> dict:
+def predict_segments(models: SegmentModels, sequences, full_posteriors: list | None = None) -> dict:
     """Frame posteriors and the ``lseg`` / ``fseg`` track predictions of new tracks.
 
-    ``posteriors`` are those the statistics came from (:func:`segment_inputs`).
+    ``posteriors`` are those the statistics came from; ``full_posteriors`` as in
+    :func:`segment_inputs`.
     """
-    s = segment_inputs(models, sequences)
+    s = segment_inputs(models, sequences, full_posteriors)
     return {"posteriors": s["posteriors"], "lseg": models.lseg.predict(s["lseg_stats"]),
             "fseg": models.fseg.predict(s["fseg_stats"], initial=s["init"])}
