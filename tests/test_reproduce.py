@@ -389,7 +389,7 @@ def test_ismir2004_layout_runs_the_official_protocol(gtzan_store, tmp_path):
 # --------------------------------------------------------------------------- baselines cache
 @requires_gtzan
 def test_mfcc_statistics_are_cached_by_content(tmp_path):
-    from genreseg.baselines import MFCCConfig, mfcc_cache_path, track_mfcc_statistics
+    from genreseg.baselines import MFCCConfig, statistics_cache_path, track_mfcc_statistics
     from genreseg.audio import content_hash
 
     clip = sorted((GTZAN / "jazz").glob("*.wav"))[0]
@@ -401,7 +401,7 @@ def test_mfcc_statistics_are_cached_by_content(tmp_path):
     X2, counts = track_mfcc_statistics([copy], tmp_path / "cache", cfg)  # same bytes, other name
     assert counts == {"computed": 0, "cached": 1}
     np.testing.assert_array_equal(X, X2)
-    cache = mfcc_cache_path(tmp_path / "cache", content_hash(clip), cfg)
+    cache = statistics_cache_path(tmp_path / "cache", content_hash(clip), cfg)
     with np.load(cache, allow_pickle=False) as z:
         np.testing.assert_array_equal(z["stats"], X[0])
     cache.write_bytes(b"torn")  # a broken cache entry is recomputed, not trusted

@@ -9,11 +9,15 @@
 ``mfcc-svm``
     Mean and standard deviation over the track of 20 MFCCs (``librosa.feature.mfcc``)
     and, by default, of their deltas, then the same standardised RBF SVM and search.
+``musicnn-svm``
+    The peers' recipe with a pretrained tagger: mean and standard deviation over the
+    track of musicnn's 200-d penultimate layer on consecutive 3-s patches (as the
+    ``musicnn`` package batches a file), then the same standardised RBF SVM and search.
 
-MFCC statistics need the audio, not the scattering store, so they are computed here and
-cached per audio content hash under ``STORE/baselines/`` as ``.npz`` files (written
-atomically, read with ``allow_pickle=False``): a rerun reads them instead of decoding
-the audio again.
+MFCC and musicnn statistics need the audio, not the frame store, so they are computed
+here and cached per audio content hash under ``STORE/baselines/`` as ``.npz`` files
+(written atomically, read with ``allow_pickle=False``): a rerun reads them instead of
+decoding the audio again.
 """
 
 from __future__ import annotations
@@ -34,14 +38,17 @@ __all__ = [
     "MFCCConfig",
     "SVMGrid",
     "fit_svm",
-    "mfcc_cache_path",
+    "statistics_cache_path",
     "mfcc_statistics",
     "svm_baseline",
     "track_mfcc_statistics",
+    "MusicnnStatsConfig",
+    "musicnn_statistics",
+    "track_musicnn_statistics",
 ]
 
 #: Baseline names, in report order.
-BASELINES = ("scattering-svm", "mfcc-svm")
+BASELINES = ("scattering-svm", "mfcc-svm", "musicnn-svm")
 
 
 # --------------------------------------------------------------------------- configs
@@ -78,6 +85,28 @@ class MFCCConfig(ConfigMixin):
     def n_features(self) -> int:
         return 2 * self.n_mfcc * (2 if self.deltas else 1)
 
+
+
+@dataclass(frozen=True)
+class MusicnnStatsConfig(ConfigMixin):
+    """Settings of the musicnn statistics (the peer baseline).
+
+    Parameters
+    ----------
+    model : {"MSD_musicnn", "MTT_musicnn"}
+        The pretrained tagger.
+    patch_frames : int
+        Mel frames per patch (187: the 3 s the tagger was trained on); patches follow
+        one another without overlap, the last partial one dropped, as the ``musicnn``
+        package batches a file (a track shorter than a patch is one shorter patch).
+    """
+
+    model: str = "MSD_musicnn"
+    patch_frames: int = 187
+
+    @property
+    def n_features(self) -> int:
+        return 400
 
 
 @dataclass(frozen=True)
@@ -145,12 +174,41 @@ def mfcc_statistics(signal: np.ndarray, config: MFCCConfig = MFCCConfig()) -> np
     return np.concatenate(blocks).astype(np.float64)
 
 
-def mfcc_cache_path(cache_dir, audio_hash: str, config: MFCCConfig) -> Path:
-    """Cache file of one track's MFCC statistics: ``<audio hash>-mfcc-<config hash>.npz``."""
-    return Path(cache_dir) / f"{audio_hash}-mfcc-{config.hash}.npz"
+def musicnn_statistics(signal_16k: np.ndarray, config: MusicnnStatsConfig = MusicnnStatsConfig()) -> np.ndarray:
+    """Mean and std over a track of musicnn's penultimate layer on consecutive 3-s patches.
+
+    Parameters
+    ----------
+    signal_16k : np.ndarray, shape (n_samples,)
+        Mono audio at 16 kHz (the tagger's rate).
+    config : MusicnnStatsConfig
+
+    Returns
+    -------
+    np.ndarray, shape (400,), float64
+    """
+    import torch
+
+    from .features.musicnn.mel import log_mel
+    from .features.musicnn.model import load_musicnn
+
+    mel = log_mel(np.asarray(signal_16k, dtype=np.float32))
+    n = max(1, len(mel) // config.patch_frames)
+    patches = mel[: n * config.patch_frames].reshape(n, -1, mel.shape[1]) if len(mel) >= config.patch_frames \
+        else mel[None]
+    with torch.inference_mode():
+        penultimate = load_musicnn(config.model)(torch.from_numpy(np.ascontiguousarray(patches)))["penultimate"]
+    p = penultimate.numpy().astype(np.float64)
+    return np.concatenate([p.mean(axis=0), p.std(axis=0)])
 
 
-def _read_cached(path: Path, config: MFCCConfig) -> np.ndarray | None:
+def statistics_cache_path(cache_dir, audio_hash: str, config) -> Path:
+    """Cache file of one track's statistics: ``<audio hash>-<kind>-<config hash>.npz``."""
+    kind = "mfcc" if isinstance(config, MFCCConfig) else "musicnn"
+    return Path(cache_dir) / f"{audio_hash}-{kind}-{config.hash}.npz"
+
+
+def _read_cached(path: Path, config) -> np.ndarray | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             stats = np.asarray(z["stats"], dtype=np.float64)
@@ -163,6 +221,13 @@ def _write_cached(path: Path, stats: np.ndarray, info: dict) -> None:
     buf = io.BytesIO()
     np.savez(buf, stats=np.asarray(stats, dtype=np.float64), info_json=np.array(json.dumps(info, sort_keys=True)))
     atomic_write_bytes(path, buf.getvalue())
+
+
+def track_musicnn_statistics(paths, cache_dir, config: MusicnnStatsConfig = MusicnnStatsConfig(), hashes=None
+                             ) -> tuple[np.ndarray, dict]:
+    """:func:`musicnn_statistics` of many files, cached by audio content (see :func:`track_mfcc_statistics`)."""
+    return _track_statistics(paths, cache_dir, config, hashes,
+                             lambda path: musicnn_statistics(load_audio(path, 16000), config))
 
 
 def track_mfcc_statistics(paths, cache_dir, config: MFCCConfig = MFCCConfig(), hashes=None
@@ -185,6 +250,12 @@ def track_mfcc_statistics(paths, cache_dir, config: MFCCConfig = MFCCConfig(), h
     counts : dict
         ``{"computed": n, "cached": m}``.
     """
+    return _track_statistics(paths, cache_dir, config, hashes,
+                             lambda path: mfcc_statistics(load_audio(path, config.sample_rate), config))
+
+
+def _track_statistics(paths, cache_dir, config, hashes, compute) -> tuple[np.ndarray, dict]:
+    """Statistics ``compute(path)`` of many files, cached per content hash and config."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in paths]
@@ -193,10 +264,10 @@ def track_mfcc_statistics(paths, cache_dir, config: MFCCConfig = MFCCConfig(), h
         raise ValueError(f"{len(paths)} paths but {len(hashes)} hashes")
     rows, counts = [], {"computed": 0, "cached": 0}
     for path, h in zip(paths, hashes):
-        cache = mfcc_cache_path(cache_dir, h, config)
+        cache = statistics_cache_path(cache_dir, h, config)
         stats = _read_cached(cache, config)
         if stats is None:
-            stats = mfcc_statistics(load_audio(path, config.sample_rate), config)
+            stats = compute(path)
             _write_cached(cache, stats, {"source_path": str(path), "content_hash": h, "config": config.to_dict()})
             counts["computed"] += 1
         else:

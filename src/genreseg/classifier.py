@@ -76,9 +76,12 @@ class TrackPrediction:
     frame_posteriors: np.ndarray | None = None
     error: str | None = None
     duration: float | None = None  # seconds of audio analysed
+    tags: dict | None = None  # a pretrained tagger's probability of each of its tags
 
     def to_dict(self, timeline: bool = False) -> dict:
         d = {"path": self.path, "genre": self.genre, "probabilities": self.probabilities, "duration": self.duration}
+        if self.tags is not None:
+            d["tags"] = self.tags
         if self.error:
             d["error"] = self.error
         if timeline and self.frame_posteriors is not None:
@@ -205,6 +208,10 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
         """Raise :class:`ModelError` when features of ``config`` cannot feed this model."""
         self._check_fitted()
         if self.feature_config_ is not None and config.hash != self.feature_config_.hash:
+            if config.family != self.feature_config_.family:
+                raise ModelError(f"{where}: holds {config.describe()} features, but the model was trained on "
+                                 f"{self.feature_config_.describe()}; extract with --features "
+                                 f"{self.feature_config_.family} for this model")
             ours, theirs = self.feature_config_.feature_dict(), config.feature_dict()
             diff = ", ".join(f"{k}={theirs[k]} (model: {ours[k]})" for k in ours if ours[k] != theirs.get(k))
             raise ModelError(f"{where}: feature config {config.hash} does not match the model's "

@@ -38,16 +38,14 @@ def _print_failures(failed, stream=None, skipped=()) -> None:
 # ---------------------------------------------------------------------- extract / info
 def cmd_extract(args) -> int:
     from .datasets import list_dataset
-    from .extract import extract
-    from .features import FeatureConfig
+    from .extract import extract, store_feature_config
 
     listing = list_dataset(args.data, layout=args.layout)
     tracks = listing.tracks
-    config = FeatureConfig(backend=args.backend, device=args.device) if args.backend else None
-    store_exists = (Path(args.out) / "store.json").exists()
-    if config is None and not store_exists:
-        config = FeatureConfig(device=args.device)
-    print(f"extracting {len(tracks)} tracks from {args.data} into {args.out}", file=sys.stderr)
+    config = store_feature_config(args.out, family=args.features, musicnn_model=args.musicnn_model,
+                                  backend=args.backend, device=args.device)
+    print(f"extracting {len(tracks)} tracks from {args.data} into {args.out}"
+          + (f" ({config.describe()})" if config else ""), file=sys.stderr)
     report = extract(tracks, args.out, config, workers=args.workers, scheduler=args.scheduler,
                      progress=not args.quiet, skipped=listing.skipped)
     print(report.summary_line())
@@ -64,9 +62,11 @@ def cmd_info(args) -> int:
         return EXIT_OK
     print(f"store          {summary['store']}")
     print(f"feature hash   {summary['feature_hash']}")
-    cfg = summary["feature_config"]
-    print(f"features       {summary['n_features']} per frame  (J={cfg['J']}, Q=({cfg['Q1']},{cfg['Q2']}), "
-          f"hop 2^{cfg['J'] - cfg['oversampling']} samples at {cfg['sample_rate']} Hz)")
+    from .features import FeatureConfig
+
+    cfg = FeatureConfig.from_dict(summary["feature_config"])
+    print(f"features       {summary['n_features']} per frame: {cfg.describe()}, "
+          f"one every {cfg.hop_seconds * 1000:.0f} ms")
     print(f"tracks         {summary['tracks']}  ({summary['total_duration_s'] / 60:.1f} min, "
           f"{summary['total_frames']} frames)")
     if summary["splits"]:
@@ -175,9 +175,9 @@ def _expand_inputs(items) -> list:
 def cmd_predict(args) -> int:
     import csv
 
-    from .classifier import GenreClassifier
+    from .pretrained import load_model
 
-    clf = GenreClassifier.load(args.model)
+    clf = load_model(args.model)
     paths = _expand_inputs(args.inputs)
     if not paths:
         print("genreseg predict: no files found", file=sys.stderr)
@@ -232,8 +232,8 @@ def _output_stem(path: Path, used: set) -> str:
 
 
 def cmd_segment(args) -> int:
-    from .classifier import GenreClassifier
     from .files import atomic_write_bytes
+    from .pretrained import load_model
     from .timeline import TimelineConfig
     from .timeline_io import FORMATS, FORMATTERS, plot_timeline
 
@@ -251,7 +251,7 @@ def cmd_segment(args) -> int:
         return EXIT_ERROR
     given = {"switch_penalty": args.switch_penalty, "min_duration_s": args.min_duration}
     config = TimelineConfig(**{k: v for k, v in given.items() if v is not None})
-    clf = GenreClassifier.load(args.model)
+    clf = load_model(args.model)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     fmt, used, failed, done = FORMATTERS[args.format], set(), [], []
@@ -287,6 +287,23 @@ def _add_data_args(p) -> None:
                    help="how DATA is organised (default: detect)")
 
 
+def _add_feature_args(p) -> None:
+    from .features.config import FAMILIES, MUSICNN_MODELS
+
+    p.add_argument("--features", choices=FAMILIES, default=None,
+                   help="frame features of a new store: 'scattering' (the paper's, default), 'musicnn' (frames of "
+                        "the pretrained musicnn tagger: its 200-d penultimate layer over 3-s windows, one every "
+                        "372 ms) or 'both' (side by side); an existing store keeps its own")
+    p.add_argument("--musicnn-model", choices=MUSICNN_MODELS, default=None,
+                   help="the pretrained tagger behind musicnn frames (default MSD_musicnn)")
+
+
+#: What MODEL may be, in every command that runs one.
+MODEL_HELP = ("model directory (from 'genreseg train'), or 'msd' / 'mtt' for a pretrained musicnn tagger that "
+              "needs no training: its genres are those of its training tags (Million Song Dataset or "
+              "MagnaTagATune), not labels of yours")
+
+
 def _serve_defaults():
     from .service.config import ServeConfig  # light: FastAPI loads only when `serve` runs
 
@@ -297,6 +314,7 @@ def _serve_defaults():
 def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``genreseg reproduce`` on an ``argparse`` subparsers object."""
     from .experiments import GRIDS
+    from .features.config import FAMILIES
 
     p = subparsers.add_parser(
         "reproduce", help="extract, train and evaluate the paper's Tables 2 and 3 and two baselines; write a report",
@@ -338,6 +356,10 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
                    help="force N training epochs for every model (smoke tests; overrides grid and preset)")
     p.add_argument("--store", default=None, metavar="STORE",
                    help="feature store directory (default RESULTS/store); share one between runs to extract once")
+    p.add_argument("--features", default="scattering", choices=FAMILIES,
+                   help="frame features: 'scattering' (the paper's, default), 'musicnn' (the pretrained MSD "
+                        "tagger's penultimate layer over 3-s windows, one frame every 372 ms) or 'both' "
+                        "(concatenated); the store defaults to RESULTS/store or RESULTS/store-<family>")
     p.add_argument("--backend", default=None, choices=["fast", "kymatio"],
                    help="scattering implementation for a new store (default: the feature config's)")
     p.add_argument("--workers", type=int, default=2, metavar="N",
@@ -361,7 +383,8 @@ def options_from_args(args):
     return ReproduceOptions(data=args.data, out=args.out, layout=args.layout, protocol=args.protocol,
                             folds=args.folds, seeds=tuple(args.seeds), grid=args.grid, preset=args.preset,
                             store=args.store, workers=args.workers, backend=args.backend, epochs=args.epochs,
-                            device=args.device, threads=args.threads, baselines=args.baselines)
+                            device=args.device, threads=args.threads, baselines=args.baselines,
+                            features=args.features)
 
 
 def cmd_reproduce(args) -> int:
@@ -395,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2,
                    help="local Dask worker processes (default 2; 0 = in this process, no Dask)")
     p.add_argument("--scheduler", metavar="ADDR", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+    _add_feature_args(p)
     p.add_argument("--backend", choices=["fast", "kymatio"], default=None,
                    help="scattering implementation (default: fast; kymatio is the slow reference)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where to run the transform")
@@ -449,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="genre of audio files or folders (features extracted on the fly)",
                        description="Predict the genre of each audio file (folders are searched recursively). "
                                    "Files that cannot be read are listed at the end; the exit code is then 1.")
-    p.add_argument("model", help="model directory")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--timeline", action="store_true", help="also print per-frame posteriors with time stamps")
@@ -463,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "only) unless --host says otherwise. Each limit answers with its own status: "
                                    "413 too large, 422 a file that cannot be analysed (or too long), 503 with "
                                    "Retry-After when the queue is full, 504 past the timeout.")
-    p.add_argument("model", help="model directory (from 'genreseg train')")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1; 0.0.0.0 serves every network: mind who can reach it)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -493,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "jams (MIR annotation standard, namespace segment_open), audacity (label track: "
                               "File > Import > Labels). With --out DIR every file gets DIR/<name>.<ext> "
                               "(.txt .csv .json .jams .labels.txt), plus <name>.png with --plot.")
-    p.add_argument("model", help="model directory (from 'genreseg train')")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
     p.add_argument("--format", choices=["table", "csv", "json", "jams", "audacity"], default="table",
                    help="output format (default table)")

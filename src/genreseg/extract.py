@@ -18,6 +18,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .audio import SilentAudioWarning, content_hash
 from .errors import GenresegError
@@ -48,13 +49,32 @@ class ExtractReport:
                 f"{len(self.failed)} failed{skipped} in {self.seconds:.1f} s{rate}")
 
 
+def store_feature_config(store_root, family: str | None = None, musicnn_model: str | None = None,
+                         backend: str | None = None, device: str | None = None) -> FeatureConfig | None:
+    """The feature config to extract into ``store_root`` with, from the options a user gave.
+
+    A new store gets a config of the options given (the defaults for the rest). An
+    existing store keeps its own config with the given options applied: execution
+    options (backend, device) may differ from the store's; a different family or tagger
+    is then refused by :class:`~genreseg.store.FeatureStore` with a message saying so.
+    Returns ``None`` for an existing store when nothing was given (use the store's).
+    """
+    given = {k: v for k, v in {"family": family, "musicnn_model": musicnn_model, "backend": backend}.items()
+             if v is not None}
+    if device is not None and (given or not (Path(store_root) / "store.json").exists()):
+        given["device"] = device
+    if (Path(store_root) / "store.json").exists():
+        return FeatureStore(store_root).config.replace(**given) if given else None
+    return FeatureConfig(**given)
+
+
 def _set_threads(n: int, config: FeatureConfig) -> None:
     """Intra-op threads of this worker: the fast CPU engine's, and torch's when the
     backend needs torch (the fast CPU path does not import it)."""
     from .features.engines import set_cpu_threads
 
     set_cpu_threads(n)
-    if config.backend != "fast" or config.device != "cpu" or "torch" in sys.modules:
+    if config.backend != "fast" or config.device != "cpu" or config.uses_musicnn or "torch" in sys.modules:
         import torch
 
         if torch.get_num_threads() != n:

@@ -111,6 +111,9 @@ class FeatureStore:
                 raise StoreError(f"{meta_path}: not a genreseg store description ({err})") from None
             if meta.get("format") != STORE_FORMAT:
                 raise StoreError(f"{meta_path}: unsupported store format {meta.get('format')!r}")
+            if self.config is not None and self.config.family != stored.family:
+                raise StoreError(f"{self.root}: store holds {stored.describe()} features, not "
+                                 f"{self.config.describe()}; use another store directory for another family")
             if self.config is not None and self.config.hash != stored.hash:
                 raise StoreError(
                     f"{self.root}: store holds features of config {stored.hash}, not {self.config.hash}; "

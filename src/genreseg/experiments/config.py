@@ -219,6 +219,7 @@ class ReproduceOptions(ConfigMixin):
     device: str = "auto"
     threads: int = 1
     baselines: bool = True
+    features: str = "scattering"
 
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
@@ -230,12 +231,19 @@ class ReproduceOptions(ConfigMixin):
             raise GenresegError(f"repeated seed in {list(self.seeds)}")
         if self.epochs is not None and self.epochs < 1:
             raise GenresegError(f"--epochs must be >= 1, got {self.epochs}")
+        from ..features.config import FAMILIES
+
+        if self.features not in FAMILIES:
+            raise GenresegError(f"unknown feature family {self.features!r} (expected {', '.join(FAMILIES)})")
         if self.threads < 1:
             raise GenresegError(f"--threads must be >= 1, got {self.threads}")
 
     @property
     def store_root(self) -> Path:
-        return Path(self.store) if self.store else Path(self.out) / "store"
+        """``--store``, else ``RESULTS/store`` (scattering) or ``RESULTS/store-<family>``."""
+        if self.store:
+            return Path(self.store)
+        return Path(self.out) / ("store" if self.features == "scattering" else f"store-{self.features}")
 
     def to_dict(self) -> dict:
         d = super().to_dict()
@@ -249,7 +257,7 @@ def command_line(options: ReproduceOptions) -> str:
 
     o = options
     parts = ["genreseg", "reproduce", "--data", o.data, "--layout", o.layout, "--protocol", o.protocol,
-             "--folds", o.folds, "--seeds", *o.seeds, "--grid", o.grid, "--preset", o.preset,
+             "--folds", o.folds, "--seeds", *o.seeds, "--grid", o.grid, "--preset", o.preset, "--features", o.features,
              "--store", o.store_root, "--workers", o.workers, "--device", o.device, "--threads", o.threads]
     if o.backend:
         parts += ["--backend", o.backend]

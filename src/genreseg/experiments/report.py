@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation import paired_comparison
+from ..features import FeatureConfig
 from ..files import atomic_write_bytes, to_jsonable
 from .config import GRIDS, ModelRow
 
@@ -274,8 +275,11 @@ def write_report(run, rows: list[ModelRow], reading: list[str]) -> Path:
     # Baselines
     if doc.get("baselines"):
         L += ["## Baselines (same folds)", ""]
-        desc = {"scattering-svm": "track-mean scattering frames, standardised, RBF SVM (C, γ by CV on the "
-                                  "training fold)",
+        family = FeatureConfig.from_dict(doc["configs"]["feature"]).describe()
+        desc = {"scattering-svm": f"track mean of the store's frames ({family}), standardised, RBF SVM (C, γ by "
+                                  "CV on the training fold)",
+                "musicnn-svm": "the peers' recipe: mean+std of musicnn's 200-d penultimate layer (MSD_musicnn) "
+                               "on consecutive 3-s patches, standardised, RBF SVM (C, γ by CV on the training fold)",
                 "mfcc-svm": f"mean+std of {doc['configs']['mfcc']['n_mfcc']} MFCCs"
                             f"{' and deltas' if doc['configs']['mfcc']['deltas'] else ''}, standardised, "
                             "RBF SVM (C, γ by CV on the training fold)"}
@@ -354,3 +358,56 @@ def write_report(run, rows: list[ModelRow], reading: list[str]) -> Path:
     path = run.out / "REPORT.md"
     atomic_write_bytes(path, ("\n".join(L) + "\n").encode())
     return path
+
+
+def family_comparison(docs: dict) -> list[str]:
+    """Markdown lines comparing reproductions of one dataset on several feature families.
+
+    Parameters
+    ----------
+    docs : dict
+        Family name → that run's ``results.json`` document (same data, folds and seeds).
+
+    Returns
+    -------
+    list of str
+        A table with one row per model (Seg, LSeg, FSeg of each family) and per
+        baseline, mean ± std over the folds, and a line naming each family's best system.
+    """
+    families = list(docs)
+    head = ["System"] + [f"{f}: {m}" for f in families for m in ("Seg", "LSeg", "FSeg")]
+    first = docs[families[0]]
+    body = []
+    for row in first.get("rows", []):
+        cells = [row["label"]]
+        for f in families:
+            a = docs[f].get("aggregates", {}).get(row["key"], {})
+            cells += [_fmt(a.get("seg_acc")), _fmt(a.get("lseg_acc")), _fmt(a.get("fseg_acc"))]
+        body.append(cells)
+    for name in first.get("baselines", []):
+        cells = [f"baseline {name}"]
+        for f in families:
+            cells += [_fmt(docs[f].get("aggregates", {}).get(name, {}).get("track_acc")), "", ""]
+        body.append(cells)
+    L = ["## Feature families side by side", "",
+         "The same folds and seeds on each family of frame features (mean ± std over folds; LSeg and FSeg "
+         "exist for the LSTM rows; a baseline's track accuracy stands in the Seg column). `scattering-svm` is "
+         "the track mean of that run's own frames.", ""]
+    L += _md_table(head, body) + [""]
+    for f in families:
+        best = _best_system(docs[f])
+        if best:
+            L.append(f"- best on {f}: {best[0]} {best[1]:.3f}")
+    return L + [""]
+
+
+def _best_system(doc: dict):
+    """(name, mean accuracy) of a run's best system, or None."""
+    names = {"seg_acc": " Seg", "lseg_acc": " LSeg", "fseg_acc": " FSeg", "track_acc": ""}
+    found = []
+    for key, a in doc.get("aggregates", {}).items():
+        for measure, suffix in names.items():
+            stat = a.get(measure)
+            if isinstance(stat, dict) and stat.get("mean") is not None:
+                found.append((f"{a.get('label', key)}{suffix}", stat["mean"]))
+    return max(found, key=lambda kv: kv[1]) if found else None

@@ -108,16 +108,12 @@ def _extract_features(run: _Run, tracks, skipped=()):
 
     ``skipped`` are the files the dataset listing passed over, recorded with the failures.
     """
-    from ..extract import extract
-    from ..features import FeatureConfig
+    from ..extract import extract, store_feature_config
     from ..store import FeatureStore
 
     opts = run.options
     root = opts.store_root
-    exists = (root / "store.json").exists()
-    config = None if exists and opts.backend is None else FeatureConfig(**({"backend": opts.backend}
-                                                                            if opts.backend else {}))
-    store = FeatureStore(root, config)
+    store = FeatureStore(root, store_feature_config(root, family=opts.features, backend=opts.backend))
     # Hash first: when every entry is stored already, extract in this process, which
     # skips starting a Dask cluster just to re-read what is there.
     missing = sum(not _is_stored(store, t.path) for t in tracks)
@@ -224,24 +220,25 @@ def _run_baseline(run: _Run, name: str, X, train_idx, test_idx, labels, track_id
 
 def _baseline_features(run: _Run, features, tracks, stored_rows, store_root: Path) -> dict:
     """Track-level inputs of the baselines, computed once for all folds."""
-    from ..baselines import MFCCConfig, track_mfcc_statistics
-
-    mfcc_cfg = MFCCConfig()
-    run.doc["configs"]["mfcc"] = mfcc_cfg.to_dict()
+    from ..baselines import MFCCConfig, MusicnnStatsConfig, track_mfcc_statistics, track_musicnn_statistics
     from ..features import initial_segment_features
 
+    configs = {"mfcc": MFCCConfig(), "musicnn": MusicnnStatsConfig()}
+    run.doc["configs"].update({name: cfg.to_dict() for name, cfg in configs.items()})
+    # The track mean of the store's frames: of the scattering frames in a scattering store.
     X_base = {"scattering-svm": initial_segment_features(features.sequences)}
-    with run.stage("baselines: MFCC statistics"):
-        try:
-            # The store already knows every file's content hash: its entry key starts with it.
-            X, counts = track_mfcc_statistics([t.path for t in tracks], store_root / "baselines", mfcc_cfg,
-                                              hashes=[stored_rows[t.track_id]["key"].split("-")[0] for t in tracks])
-            X_base["mfcc-svm"] = X
-            run.doc["mfcc_cache"] = counts
-            run.log(f"MFCC statistics: {counts['computed']} computed, {counts['cached']} reused from "
-                    f"{store_root / 'baselines'}")
-        except Exception as err:  # noqa: BLE001 - the paper's rows do not need it
-            run.fail("baselines: MFCC statistics", err)
+    # The store already knows every file's content hash: its entry key starts with it.
+    hashes = [stored_rows[t.track_id]["key"].split("-")[0] for t in tracks]
+    for name, compute in (("mfcc", track_mfcc_statistics), ("musicnn", track_musicnn_statistics)):
+        with run.stage(f"baselines: {name} statistics"):
+            try:
+                X, counts = compute([t.path for t in tracks], store_root / "baselines", configs[name], hashes=hashes)
+                X_base[f"{name}-svm"] = X
+                run.doc[f"{name}_cache"] = counts
+                run.log(f"{name} statistics: {counts['computed']} computed, {counts['cached']} reused from "
+                        f"{store_root / 'baselines'}")
+            except Exception as err:  # noqa: BLE001 - the paper's rows do not need it
+                run.fail(f"baselines: {name} statistics", err)
     return X_base
 
 

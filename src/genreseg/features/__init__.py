@@ -1,4 +1,4 @@
-"""Scattering frame features.
+"""Frame features: second-order scattering (the paper's) and the pretrained musicnn tagger's.
 
 >>> from genreseg.audio import load_audio
 >>> from genreseg.features import FeatureConfig, compute_features
@@ -35,6 +35,7 @@ __all__ = [
     "compute_raw",
     "initial_segment_features",
     "iter_features",
+    "iter_scattering_features",
     "n_frames",
 ]
 
@@ -85,7 +86,24 @@ def initial_segment_features(sequences) -> np.ndarray:
 
 
 def channel_metadata(config: FeatureConfig) -> dict:
-    """Metadata of each feature column produced under ``config``."""
+    """Metadata of each feature column produced under ``config``.
+
+    A musicnn column has ``order`` -1, NaN frequencies, ``n1`` its index in the
+    tagger's output and ``n2`` -1; ``--features both`` lists the scattering columns first.
+    """
+    parts = []
+    if config.uses_scattering:
+        parts.append(_scattering_channels(config))
+    if config.uses_musicnn:
+        from .musicnn.frames import output_width
+
+        width = output_width(config.musicnn_output)
+        parts.append({"order": np.full(width, -1), "xi1_hz": np.full(width, np.nan),
+                      "xi2_hz": np.full(width, np.nan), "n1": np.arange(width), "n2": np.full(width, -1)})
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def _scattering_channels(config: FeatureConfig) -> dict:
     meta = raw_channel_meta(config.J, config.Q1, config.Q2)
     keep = select_channels(meta, config)
     sr = config.sample_rate
@@ -119,7 +137,7 @@ def compute_raw(signal: np.ndarray, sample_rate: int, config: FeatureConfig = DE
 
 def compute_features(signal: np.ndarray, sample_rate: int, config: FeatureConfig = DEFAULT_CONFIG,
                      info: dict | None = None) -> FrameFeatures:
-    """Scattering frame features of a mono signal.
+    """Frame features of a mono signal, of the config's family.
 
     Parameters
     ----------
@@ -135,7 +153,10 @@ def compute_features(signal: np.ndarray, sample_rate: int, config: FeatureConfig
     -------
     FrameFeatures
     """
-    return _features(compute_raw(signal, sample_rate, config), config, info)
+    if config.family == "scattering":
+        return _features(compute_raw(signal, sample_rate, config), config, info)
+    data = np.concatenate(list(iter_features([_check_signal(signal, sample_rate, config)], config)), axis=0)
+    return FrameFeatures(data=data, channels=channel_metadata(config), config=config, info=dict(info or {}))
 
 
 def _features(raw: np.ndarray, config: FeatureConfig, info: dict | None) -> FrameFeatures:
@@ -146,7 +167,7 @@ def _features(raw: np.ndarray, config: FeatureConfig, info: dict | None) -> Fram
 
 def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, info: dict | None = None,
                                max_duration: float | None = None) -> FrameFeatures:
-    """Scattering frame features of an audio file, decoded and transformed as a stream.
+    """Frame features of an audio file, decoded and transformed as a stream.
 
     Equal to ``compute_features(load_audio(path, ...), ...)``, but the file is read,
     resampled and transformed window by window (:class:`genreseg.audio.AudioStream`,
@@ -196,7 +217,62 @@ def _at_most(blocks, seconds: float, sample_rate: int, path):
 
 
 def iter_features(blocks, config: FeatureConfig = DEFAULT_CONFIG):
-    """Feature frames of a signal arriving in blocks, yielded window by window.
+    """Frames of ``config``'s family of a signal arriving in blocks, yielded as they complete.
+
+    Memory stays flat in the signal's length for every family; concatenated, the chunks
+    equal :func:`compute_features`'s ``data``. See :func:`iter_scattering_features` and
+    :func:`genreseg.features.musicnn.frames.iter_musicnn_features`; ``"both"`` pairs the
+    two streams frame by frame from one pass over the blocks.
+    """
+    if config.family == "scattering":
+        return iter_scattering_features(blocks, config)
+    from .musicnn.frames import iter_musicnn_features
+
+    if config.family == "musicnn":
+        return iter_musicnn_features(blocks, config)
+    return _iter_both(blocks, config)
+
+
+def _iter_both(blocks, config: FeatureConfig):
+    """Scattering and musicnn frames side by side, each block decoded once and fed to both."""
+    from .musicnn.frames import MusicnnFrameStream
+
+    musicnn = MusicnnFrameStream(config)
+    learnt: list = []  # musicnn frames not yet paired
+
+    def shared_blocks():
+        for block in blocks:
+            learnt.append(musicnn.push(block))
+            yield block
+        learnt.append(musicnn.finish())  # runs when the scattering stream asks past the last block
+
+    scattered: list = []
+    for chunk in iter_scattering_features(shared_blocks(), config):
+        scattered.append(chunk)
+        paired = _pair(scattered, learnt)
+        if len(paired):
+            yield paired
+    paired = _pair(scattered, learnt)
+    left = sum(len(x) for x in scattered), sum(len(x) for x in learnt)
+    if left != (0, 0):  # both families count ceil(n / hop) frames: a difference is a bug
+        raise RuntimeError(f"scattering and musicnn frame counts differ by {left[0] - left[1]}")
+    if len(paired):
+        yield paired
+
+
+def _pair(a: list, b: list) -> np.ndarray:
+    """Take as many frames from the fronts of ``a`` and ``b`` as both have; concatenate side by side."""
+    n = min(sum(len(x) for x in a), sum(len(x) for x in b))
+    out = []
+    for buf in (a, b):
+        joined = np.concatenate(buf, axis=0) if buf else np.zeros((0, 0), np.float32)
+        out.append(joined[:n])
+        buf[:] = [joined[n:]] if len(joined) > n else []
+    return np.concatenate(out, axis=1) if n else np.zeros((0, 0), np.float32)
+
+
+def iter_scattering_features(blocks, config: FeatureConfig = DEFAULT_CONFIG):
+    """Scattering frames of a signal arriving in blocks, yielded window by window.
 
     Memory stays at a window or two whatever the signal's length (the post-processing
     is frame by frame, so each window is finished on its own); concatenated, the

@@ -18,6 +18,21 @@ from ..configs import ConfigMixin
 #: Fields that do not change the feature definition (see module docstring).
 EXECUTION_FIELDS = ("backend", "window_frames", "context_frames", "device")
 
+#: The frame-feature families: the paper's scattering, the pretrained musicnn tagger's
+#: frames (:mod:`genreseg.features.musicnn`), or both side by side in one frame.
+FAMILIES = ("scattering", "musicnn", "both")
+#: The musicnn models shipped with the package (converted from ``musicnn==0.1.0``).
+MUSICNN_MODELS = ("MSD_musicnn", "MTT_musicnn")
+#: What a musicnn frame holds, computed over a window of ``musicnn_window_s`` centred on
+#: the frame: the 200-d penultimate layer, the 50 tag probabilities, or the 753-d
+#: mid-end features averaged over the window (see :mod:`genreseg.features.musicnn.frames`).
+MUSICNN_OUTPUTS = ("penultimate", "taggram", "midend")
+#: Fields of the scattering transform only, and of the musicnn frames only: a family's
+#: hash leaves out the other family's fields, so that adding a family changes no
+#: existing store key.
+SCATTERING_FIELDS = ("Q1", "Q2", "keep_zeroth", "renormalize", "log_eps", "renorm_eps", "min_frequency_hz")
+MUSICNN_FIELDS = ("musicnn_model", "musicnn_output", "musicnn_window_s")
+
 
 @dataclass(frozen=True)
 class FeatureConfig(ConfigMixin):
@@ -63,6 +78,18 @@ class FeatureConfig(ConfigMixin):
         2s, 3s and 5s (fast FFT lengths).
     device : str
         "cpu", "cuda" or "auto" (execution only).
+    family : {"scattering", "musicnn", "both"}
+        Which frame features: the scattering transform above, the pretrained musicnn
+        tagger's frames, or both concatenated (scattering columns first). Every family
+        has one frame every :attr:`hop` samples, frame ``m`` centred on sample
+        ``m * hop``, so the families line up frame by frame.
+    musicnn_model : {"MSD_musicnn", "MTT_musicnn"}
+        The pretrained tagger (Million Song Dataset or MagnaTagATune tags).
+    musicnn_output : {"penultimate", "taggram", "midend"}
+        What a musicnn frame holds (see :data:`MUSICNN_OUTPUTS`).
+    musicnn_window_s : float
+        Length of audio each musicnn frame summarises, centred on the frame (the
+        tagger was trained on 3-s patches).
     """
 
     sample_rate: int = 22050
@@ -79,8 +106,21 @@ class FeatureConfig(ConfigMixin):
     window_frames: int = 104
     context_frames: int = 12
     device: str = "cpu"
+    family: str = "scattering"
+    musicnn_model: str = "MSD_musicnn"
+    musicnn_output: str = "penultimate"
+    musicnn_window_s: float = 3.0
 
     def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+        if self.musicnn_model not in MUSICNN_MODELS:
+            raise ValueError(f"musicnn_model must be one of {', '.join(MUSICNN_MODELS)}, got {self.musicnn_model!r}")
+        if self.musicnn_output not in MUSICNN_OUTPUTS:
+            raise ValueError(f"musicnn_output must be one of {', '.join(MUSICNN_OUTPUTS)}, "
+                             f"got {self.musicnn_output!r}")
+        if not 0.1 <= self.musicnn_window_s <= 30.0:
+            raise ValueError(f"musicnn_window_s must be in 0.1..30 s, got {self.musicnn_window_s}")
         if self.J < 1 or self.J > 20:
             raise ValueError(f"J must be in 1..20, got {self.J}")
         if self.Q1 < 1 or self.Q2 < 1:
@@ -119,12 +159,37 @@ class FeatureConfig(ConfigMixin):
         """Length of one processing window, context included."""
         return (self.window_frames + 2 * self.context_frames) * self.hop
 
+    @property
+    def uses_scattering(self) -> bool:
+        return self.family in ("scattering", "both")
+
+    @property
+    def uses_musicnn(self) -> bool:
+        return self.family in ("musicnn", "both")
+
+    def describe(self) -> str:
+        """One line naming the features, e.g. ``"musicnn (MSD_musicnn penultimate, 3 s windows)"``."""
+        scattering = f"scattering (J={self.J}, Q=({self.Q1},{self.Q2}))"
+        musicnn = f"musicnn ({self.musicnn_model} {self.musicnn_output}, {self.musicnn_window_s:g} s windows)"
+        return {"scattering": scattering, "musicnn": musicnn, "both": f"{scattering} + {musicnn}"}[self.family]
+
     # ------------------------------------------------------------------ identity
     def feature_dict(self) -> dict:
-        """The fields that define the features (what the hash covers)."""
+        """The fields that define the features (what the hash covers).
+
+        The scattering family's dict is what it was before families existed (its store
+        keys are unchanged); the musicnn family leaves the scattering-only fields out.
+        ``sample_rate``, ``J`` and ``oversampling`` stay in every family: they set the hop.
+        """
         d = dataclasses.asdict(self)
         for name in EXECUTION_FIELDS:
             d.pop(name)
+        if not self.uses_musicnn:
+            for name in ("family", *MUSICNN_FIELDS):
+                d.pop(name)
+        if not self.uses_scattering:
+            for name in SCATTERING_FIELDS:
+                d.pop(name)
         return d
 
     def hash_dict(self) -> dict:

@@ -137,11 +137,14 @@ def analyse(clf, path, *, name: str | None = None, max_duration: float | None = 
         },
         "segments": _segments(clf, path),
         "warnings": notes,
+        **({"tags": pred.tags} if pred.tags is not None else {}),
     }
 
 
 def describe_model(clf) -> dict:
     """What a client may want to know of a model: labels, features, frame model, training."""
+    if hasattr(clf, "describe"):  # a pretrained tagger describes itself
+        return clf.describe()
     meta = getattr(clf, "meta_", {})  # a loaded model keeps its model.json
     training = {k: v for k, v in clf.training_.items() if k != "track_ids"}
     return {

@@ -128,9 +128,9 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
     -------
     fastapi.FastAPI
     """
-    from ..classifier import GenreClassifier
+    from ..pretrained import load_model
 
-    clf = GenreClassifier.load(model) if isinstance(model, (str, os.PathLike)) else model
+    clf = load_model(model) if isinstance(model, (str, os.PathLike)) else model
     queue = AnalysisQueue(config.queue, config.timeout_s)
     limits = {"max_upload_bytes": config.max_upload_bytes, "max_duration_s": config.max_duration_s,
               "queue": config.queue, "timeout_s": config.timeout_s}
@@ -251,10 +251,10 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
 
     import uvicorn
 
-    from ..classifier import GenreClassifier
+    from ..pretrained import load_model
 
     logging.config.dictConfig(log_config := _log_config(log_level))
-    clf = GenreClassifier.load(model)
+    clf = load_model(model)
     _check_port(host, port)  # before warming up: a port in use fails at once
     cores = usable_cpus()
     if workers <= 1:
