@@ -314,6 +314,7 @@ def _serve_defaults():
 def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``genreseg reproduce`` on an ``argparse`` subparsers object."""
     from .experiments import GRIDS
+    from .experiments.config import ROW_KEYS
     from .features.config import FAMILIES
 
     p = subparsers.add_parser(
@@ -368,8 +369,10 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
                    help="where the networks train (default: CUDA when present, else CPU)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch intra-op threads (default 1: faster for these small models on a shared machine)")
+    p.add_argument("--rows", nargs="+", default=(), choices=ROW_KEYS, metavar="ROW",
+                   help=f"run only these rows of Table 2 (default: all six: {', '.join(ROW_KEYS)})")
     p.add_argument("--no-baselines", dest="baselines", action="store_false",
-                   help="skip the scattering-SVM and MFCC-SVM baselines")
+                   help="skip the baselines (track-mean SVM, MFCC SVM, musicnn SVM)")
     p.add_argument("--out", required=True, metavar="RESULTS",
                    help="output directory: REPORT.md, results.json, *.png (created if needed)")
     p.set_defaults(func=cmd_reproduce)
@@ -384,7 +387,7 @@ def options_from_args(args):
                             folds=args.folds, seeds=tuple(args.seeds), grid=args.grid, preset=args.preset,
                             store=args.store, workers=args.workers, backend=args.backend, epochs=args.epochs,
                             device=args.device, threads=args.threads, baselines=args.baselines,
-                            features=args.features)
+                            features=args.features, rows=tuple(args.rows))
 
 
 def cmd_reproduce(args) -> int:

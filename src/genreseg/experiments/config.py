@@ -15,7 +15,7 @@ from pathlib import Path
 from ..configs import ConfigMixin
 from ..errors import GenresegError
 
-__all__ = ["GRIDS", "PAPER_ROWS", "Grid", "ModelRow", "ReproduceOptions", "command_line", "frame_config_for",
+__all__ = ["GRIDS", "PAPER_ROWS", "ROW_KEYS", "Grid", "ModelRow", "ReproduceOptions", "command_line", "frame_config_for",
            "model_rows", "segment_config_for", "svm_grid_for"]
 
 #: The rows of the paper's Table 2, (kind, hidden sizes); the LSTMs are Table 3's rows.
@@ -27,6 +27,8 @@ PAPER_ROWS = (
     ("lstm", (512, 512)),
     ("lstm", (1024, 1024)),
 )
+#: The rows' keys (``ModelRow.key``), what ``--rows`` accepts.
+ROW_KEYS = tuple(f"{kind}-{'-'.join(str(h) for h in hidden)}" for kind, hidden in PAPER_ROWS)
 
 
 # --------------------------------------------------------------------------- grids and rows
@@ -149,10 +151,11 @@ class ModelRow:
                 "tables": [2, 3] if self.in_table3 else [2]}
 
 
-def model_rows(grid: Grid) -> list[ModelRow]:
-    """The six rows of Table 2 with the sizes of ``grid``."""
-    return [ModelRow(kind, hidden, tuple(max(1, h // grid.size_divisor) for h in hidden))
+def model_rows(grid: Grid, keys=()) -> list[ModelRow]:
+    """The rows of Table 2 with the sizes of ``grid``: all six, or those of ``keys``."""
+    rows = [ModelRow(kind, hidden, tuple(max(1, h // grid.size_divisor) for h in hidden))
             for kind, hidden in PAPER_ROWS]
+    return [r for r in rows if not keys or r.key in keys]
 
 
 def frame_config_for(row: ModelRow, grid: Grid, preset: str = "default", seed: int = 0, device: str = "auto",
@@ -220,9 +223,14 @@ class ReproduceOptions(ConfigMixin):
     threads: int = 1
     baselines: bool = True
     features: str = "scattering"
+    rows: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "rows", tuple(self.rows))
+        unknown = set(self.rows) - set(ROW_KEYS)
+        if unknown:
+            raise GenresegError(f"unknown rows {sorted(unknown)} (expected some of {', '.join(ROW_KEYS)})")
         if self.grid not in GRIDS:
             raise GenresegError(f"unknown grid {self.grid!r} (expected {', '.join(GRIDS)})")
         if not self.seeds:
@@ -265,4 +273,6 @@ def command_line(options: ReproduceOptions) -> str:
         parts += ["--epochs", o.epochs]
     if not o.baselines:
         parts.append("--no-baselines")
+    if o.rows:
+        parts += ["--rows", *o.rows]
     return " ".join(shlex.quote(str(x)) for x in parts + ["--out", o.out])

@@ -339,7 +339,7 @@ def _run_reproduce(options: ReproduceOptions, log_stream, command, synthetic) ->
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(options=options, out=out, log=_Log(log_stream))
     grid = GRIDS[options.grid]
-    rows = model_rows(grid)
+    rows = model_rows(grid, options.rows)
     try:
         run.doc.update(format=RESULTS_FORMAT, status="running", command=command or command_line(options),
                        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), finished=None, synthetic=synthetic,
