@@ -1,101 +1,132 @@
-"""musicnn speed: log-mel, mid end and the whole front of the pipeline, x real time.
+"""musicnn frontend speed and memory, from a real MP3 to frames, x real time.
 
-On a 3-minute signal of real music (gtzan_mini clips concatenated, resampled to
-16 kHz with soxr), with ``torch.set_num_threads(2)``; each stage timed over ``--runs``
-runs after one warm-up, reported as median (min-max) x real time:
+The file: 3 minutes of real music (gtzan_mini clips of six genres end to end),
+upsampled to 44.1 kHz stereo and encoded by LAME (PyAV's libmp3lame, 192 kbit/s), as a
+music library holds it. Each feature family is timed on the whole path a user runs
+(``compute_features_from_file``: decode, downmix, resample, frames) with 2 threads,
+``--runs`` runs after one warm-up, as median (min-max) x real time:
 
-* ``log_mel``: :func:`genreseg.features.musicnn.log_mel`;
-* ``mid end``: :func:`genreseg.features.musicnn.midend_of_long` on that log-mel;
-* ``whole``: log-mel + mid end + :func:`windowed_outputs` (3-s windows, 1-s hop).
+* ``scattering`` — the paper's frames;
+* ``musicnn`` — the pretrained tagger's frames (the family's default: MSD_musicnn,
+  200-d penultimate over 3-s windows, one every 372 ms);
+* ``musicnn MTT`` — the same with the MagnaTagATune tagger;
+* ``both`` — the two side by side from one decode.
 
-Run: ``.venv/bin/python benchmarks/musicnn_speed.py [--seconds 180] [--runs 5]``.
+``--memory`` also measures each family's peak resident memory, in a fresh process per
+(family, length), on the 3-minute file and on a 15-minute one (the same music five
+times): flat in the file's length means the two peaks agree.
+
+Run: ``.venv/bin/python benchmarks/musicnn_speed.py [--runs 5] [--memory]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from conftest import GTZAN  # noqa: E402
-
-from genreseg.features.musicnn import (  # noqa: E402
-    MUSICNN_SAMPLE_RATE,
-    PATCH_FRAMES,
-    load_musicnn,
-    log_mel,
-    midend_of_long,
-    windowed_outputs,
-)
-
-HOP_FRAMES = 62  # ~1 s
+GTZAN = REPO.parent / "shared" / "data" / "gtzan_mini"
+GENRES = ("classical", "metal", "hiphop", "jazz", "pop", "reggae")
+FAMILIES = {
+    "scattering": {},
+    "musicnn": {"family": "musicnn"},
+    "musicnn MTT": {"family": "musicnn", "musicnn_model": "MTT_musicnn"},
+    "both": {"family": "both"},
+}
 
 
-def real_signal(seconds: float) -> np.ndarray:
-    """``seconds`` of gtzan_mini clips, end to end, mono float32 at 16 kHz."""
-    parts, total = [], 0
-    for path in sorted(GTZAN.glob("*/*.wav")):
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
-        part = soxr.resample(audio.mean(axis=1), rate, MUSICNN_SAMPLE_RATE, quality="HQ")
-        parts.append(part)
-        total += len(part)
-        if total >= seconds * MUSICNN_SAMPLE_RATE:
-            break
-    signal = np.concatenate(parts)[: int(seconds * MUSICNN_SAMPLE_RATE)]
-    if len(signal) < seconds * MUSICNN_SAMPLE_RATE:
-        raise SystemExit(f"only {len(signal) / MUSICNN_SAMPLE_RATE:.0f} s of audio in {GTZAN}")
-    return np.ascontiguousarray(signal, dtype=np.float32)
+def make_mp3(path: Path, repeats: int = 1) -> float:
+    """Write the benchmark MP3 (``repeats`` x 3 minutes); returns its duration in seconds."""
+    import soundfile as sf
+    import soxr
+
+    from genreseg.encode import Encoding, write_audio
+
+    parts = []
+    for genre in GENRES:
+        audio, rate = sf.read(sorted((GTZAN / genre).glob("*.wav"))[0], dtype="float32")
+        parts.append(soxr.resample(audio[: 30 * rate], rate, 44100, quality="HQ"))
+    mono = np.tile(np.concatenate(parts), repeats)
+    write_audio(path, np.stack([mono, mono], axis=1), 44100, Encoding("libmp3lame", "mp3", bit_rate=192_000))
+    return len(mono) / 44100
 
 
-def timed(function, runs: int) -> list[float]:
-    function()  # warm-up: first-call allocations, the mel basis, BLAS threads
-    times = []
+def _config(name: str):
+    from genreseg.features import FeatureConfig
+
+    return FeatureConfig(**FAMILIES[name])
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    from genreseg.features.engines import set_cpu_threads
+
+    set_cpu_threads(n)
+    torch.set_num_threads(n)
+
+
+def time_family(name: str, path: Path, duration: float, runs: int) -> list[float]:
+    from genreseg.features import compute_features_from_file
+
+    config = _config(name)
+    compute_features_from_file(path, config)  # warm-up: plans, weights, BLAS threads
+    speeds = []
     for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
+        t0 = time.perf_counter()
+        compute_features_from_file(path, config)
+        speeds.append(duration / (time.perf_counter() - t0))
+    return speeds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=180.0)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--model", default="MSD_musicnn")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    signal = real_signal(args.seconds)
-    model = load_musicnn(args.model)
-    mel = log_mel(signal)
+def peak_memory(name: str, path: Path, threads: int) -> float:
+    """Peak RSS (MB) of a fresh process computing one file's frames."""
+    code = (f"import resource, sys; sys.path.insert(0, {str(REPO / 'benchmarks')!r}); import musicnn_speed as b; "
+            f"b._set_threads({threads}); from genreseg.features import compute_features_from_file; "
+            f"compute_features_from_file({str(path)!r}, b._config({name!r})); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
-    def whole():
-        mid = midend_of_long(log_mel(signal), model=model)
-        return windowed_outputs(mid, PATCH_FRAMES, HOP_FRAMES, model=model)
 
-    stages = {
-        "log_mel": lambda: log_mel(signal),
-        "mid end": lambda: midend_of_long(mel, model=model),
-        "whole": whole,
-    }
-    print(f"{args.model}, {args.seconds:.0f} s of audio ({len(mel)} frames), "
-          f"{args.threads} threads, torch {torch.__version__}")  # fmt: skip
-    with torch.inference_mode():
-        for name, function in stages.items():
-            speeds = [args.seconds / t for t in timed(function, args.runs)]
-            print(f"{name:>8}: {statistics.median(speeds):7.1f} x real time "
-                  f"(min {min(speeds):.1f}, max {max(speeds):.1f})")  # fmt: skip
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
+    ap.add_argument("--memory", action="store_true", help="also peak RSS on 3- and 15-minute files")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args(argv)
+    _set_threads(args.threads)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        mp3 = Path(tmp) / "three_minutes.mp3"
+        duration = make_mp3(mp3)
+        print(f"{mp3.name}: {duration:.0f} s, 44.1 kHz stereo MP3 (LAME 192 kbit/s); {args.threads} threads")
+        for name in args.families:
+            speeds = time_family(name, mp3, duration, args.runs)
+            results[name] = {"x_real_time": speeds}
+            print(f"{name:>12}: {statistics.median(speeds):7.1f} x real time "
+                  f"(min {min(speeds):.1f}, max {max(speeds):.1f}, {args.runs} runs)")
+        if args.memory:
+            long = Path(tmp) / "fifteen_minutes.mp3"
+            make_mp3(long, repeats=5)
+            for name in args.families:
+                peaks = [peak_memory(name, p, args.threads) for p in (mp3, long)]
+                results[name]["peak_rss_mb"] = {"3 min": peaks[0], "15 min": peaks[1]}
+                print(f"{name:>12}: peak RSS {peaks[0]:.0f} MB (3 min), {peaks[1]:.0f} MB (15 min)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -239,7 +239,7 @@ def test_reproduce_writes_report_results_and_figures(first_run):
     seen = []
     for fold in doc["folds"]:
         assert sorted(fold["rows"]) == sorted(PAPER_KEYS) and not fold["errors"]
-        assert sorted(fold["baselines"]) == ["mfcc-svm", "scattering-svm"]
+        assert sorted(fold["baselines"]) == ["mfcc-svm", "musicnn-svm", "scattering-svm"]
         assert fold["n_train"] + fold["n_test"] == 12
         ids = fold["rows"]["dnn-1024"]["track_ids"]
         assert len(ids) == fold["n_test"]
@@ -280,7 +280,7 @@ def test_reproduce_writes_report_results_and_figures(first_run):
         assert agg["frame_acc"]["mean"] >= 0.8 and agg["seg_acc"]["mean"] >= 0.75, (key, agg)
         if key.startswith("lstm"):
             assert agg["lseg_acc"]["mean"] >= 0.75 and agg["fseg_acc"]["mean"] >= 0.75, (key, agg)
-    for name in ("scattering-svm", "mfcc-svm"):
+    for name in ("scattering-svm", "mfcc-svm", "musicnn-svm"):
         assert doc["aggregates"][name]["track_acc"]["mean"] >= 0.75, (name, doc["aggregates"][name])
 
     report = (out / "REPORT.md").read_text()

@@ -1,9 +1,13 @@
 """musicnn: pretrained music-tagging CNN features (a PyTorch port of musicnn 0.1.0).
 
->>> from genreseg.features.musicnn import PATCH_FRAMES, log_mel, midend_of_long, windowed_outputs
->>> mel = log_mel(audio_16k)                      # (T, 96), 16 ms frames
->>> mid = midend_of_long(mel, model="MSD_musicnn")  # (T, 753) frame features
->>> taggram, penultimate = windowed_outputs(mid, PATCH_FRAMES, PATCH_FRAMES)
+>>> from genreseg.features.musicnn import load_musicnn, log_mel
+>>> model = load_musicnn("MSD_musicnn")
+>>> mel = torch.from_numpy(log_mel(audio_16k))   # (T, 96), 16 ms frames
+>>> out = model(patches)                          # (B, 187, 96) 3-s patches -> taggram, penultimate
+>>> mid = model.midend(mel[None])                 # (1, T, 753): fully convolutional in time
+
+The paper's pipeline takes its musicnn frames from :mod:`.frames` (streamed, one every
+scattering hop; ``FeatureConfig(family="musicnn")``).
 
 Weights: musicnn by Jordi Pons (MTG-UPF), ISC licence, see ``weights/LICENSE-musicnn.txt``.
 """
@@ -13,7 +17,6 @@ from __future__ import annotations
 from .labels import MSD_TAGS, MTT_TAGS, TAGS
 from .mel import MEL_HOP, MUSICNN_SAMPLE_RATE, N_MELS, log_mel
 from .model import MIDEND_DIM, MODEL_NAMES, PATCH_FRAMES, Musicnn, load_musicnn
-from .tracks import midend_of_long, windowed_outputs
 
 __all__ = [
     "MEL_HOP",
@@ -28,6 +31,4 @@ __all__ = [
     "Musicnn",
     "load_musicnn",
     "log_mel",
-    "midend_of_long",
-    "windowed_outputs",
 ]

@@ -29,14 +29,17 @@ from __future__ import annotations
 import numpy as np
 
 from .mel import MEL_HOP, MUSICNN_SAMPLE_RATE, N_FFT, log_mel
+from .ops import same_padding
 
 __all__ = ["MusicnnFrameStream", "musicnn_frame_count", "output_width"]
 
-#: Mel frames of mid-end computed per network call, and the context on each side that
-#: makes chunk joins exact: the widest receptive field is the 128-frame temporal conv
-#: (63 left, 64 right) plus 3 frames for each of the three 7-tap mid-end convs.
+#: Mel frames on each side that one mid-end output depends on: the 128-tap temporal
+#: convolution's "same" padding (63 before, 64 after) plus 3 per 7-tap mid-end layer.
+RECEPTIVE_RADIUS = max(same_padding(128)) + 3 * 3  # 73
+#: Mel frames of mid-end computed per network call, and the real context on each side
+#: that makes chunk joins exact (at least the receptive radius).
 CHUNK_FRAMES = 2048
-CONTEXT_FRAMES = 80
+CONTEXT_FRAMES = RECEPTIVE_RADIUS + 7
 #: Windows pooled per back-end call (bounds the gathered (n, W, 753) block to ~20 MB).
 WINDOW_BATCH = 32
 MEL_RATE = MUSICNN_SAMPLE_RATE / MEL_HOP  # 62.5 frames per second
