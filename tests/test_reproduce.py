@@ -461,11 +461,14 @@ def test_demo_falls_back_to_synthetic_data_loudly(tmp_path, monkeypatch, capsys)
     import genreseg.experiments as rp
     from genreseg import demo
 
-    seen = {}
+    seen, runs = {}, []
 
     def fake_run(options, synthetic=False, **kw):
         seen.update(options=options, synthetic=synthetic)
-        return {"timings": {"extraction": 1.0}}, 0
+        runs.append(options)
+        return {"timings": {"extraction": 1.0}, "rows": [{"key": "dnn-1024", "label": "DNN(1024)"}],
+                "aggregates": {"dnn-1024": {"label": "DNN(1024)", "seg_acc": {"mean": 0.5 + 0.25 * len(runs),
+                                                                              "std": 0.0}}}}, 0
 
     monkeypatch.setattr(rp, "run_reproduce", fake_run)
     out = tmp_path / "out"
@@ -477,6 +480,12 @@ def test_demo_falls_back_to_synthetic_data_loudly(tmp_path, monkeypatch, capsys)
     assert seen["synthetic"] and seen["options"].grid == "quick"
     assert Path(seen["options"].data) == out / "synthetic-data"
     assert len(list((out / "synthetic-data").glob("*/*.wav"))) == 32
+    # both families on the same data and folds; the second runs the compared rows into OUT/musicnn
+    assert [o.features for o in runs] == ["scattering", "musicnn"]
+    assert runs[0].rows == () and runs[1].rows == demo.COMPARED_ROWS and Path(runs[1].out) == out / "musicnn"
+    report = (out / "REPORT.md").read_text()
+    assert "## Feature families side by side" in report and "| DNN(1024) | 0.750 ± 0.000 |" in report
+    assert "best on musicnn: DNN(1024) Seg 1.000" in report
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -371,29 +371,29 @@ def family_comparison(docs: dict) -> list[str]:
     Returns
     -------
     list of str
-        A table with one row per model (Seg, LSeg, FSeg of each family) and per
-        baseline, mean ± std over the folds, and a line naming each family's best system.
+        A table with one row per model (Seg, LSeg, FSeg of each family; "–" where a
+        family did not run that row), the baselines of the runs that had them, and a
+        line naming each family's best system. Mean ± std over the folds.
     """
     families = list(docs)
     head = ["System"] + [f"{f}: {m}" for f in families for m in ("Seg", "LSeg", "FSeg")]
-    first = docs[families[0]]
+    rows = {r["key"]: r["label"] for doc in docs.values() for r in doc.get("rows", [])}
     body = []
-    for row in first.get("rows", []):
-        cells = [row["label"]]
+    for key, label in rows.items():
+        cells = [label]
         for f in families:
-            a = docs[f].get("aggregates", {}).get(row["key"], {})
+            a = docs[f].get("aggregates", {}).get(key, {})
             cells += [_fmt(a.get("seg_acc")), _fmt(a.get("lseg_acc")), _fmt(a.get("fseg_acc"))]
-        body.append(cells)
-    for name in first.get("baselines", []):
-        cells = [f"baseline {name}"]
-        for f in families:
-            cells += [_fmt(docs[f].get("aggregates", {}).get(name, {}).get("track_acc")), "", ""]
         body.append(cells)
     L = ["## Feature families side by side", "",
          "The same folds and seeds on each family of frame features (mean ± std over folds; LSeg and FSeg "
-         "exist for the LSTM rows; a baseline's track accuracy stands in the Seg column). `scattering-svm` is "
-         "the track mean of that run's own frames.", ""]
+         "exist for the LSTM rows).", ""]
     L += _md_table(head, body) + [""]
+    baselines = [[f"{name} ({f} run)" if name == "scattering-svm" else name,
+                  _fmt(doc["aggregates"].get(name, {}).get("track_acc"))]
+                 for f, doc in docs.items() for name in doc.get("baselines", [])]
+    if baselines:
+        L += _md_table(["Baseline (same folds)", "track accuracy"], baselines) + [""]
     for f in families:
         best = _best_system(docs[f])
         if best:
