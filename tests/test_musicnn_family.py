@@ -204,3 +204,21 @@ def test_a_model_refuses_a_store_of_another_family(small_data, tmp_path, capsys)
     assert main(["extract", str(small_data), "--out", str(tmp_path / "musicnn"), "--features", "both",
                  "--workers", "0", "--quiet"]) == 2
     assert "use another store directory for another family" in capsys.readouterr().err
+
+
+def test_pretrained_tagger_segments_and_serves(tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from genreseg.cli import main
+    from genreseg.service import ServeConfig, create_app
+
+    clip = gtzan_clip("classical", 1)
+    assert main(["segment", "mtt", str(clip), "--format", "json", "--quiet"]) == 0
+    [timeline] = json.loads(capsys.readouterr().out)
+    assert [s["genre"] for s in timeline["segments"]] == ["classical"]
+    with TestClient(create_app("mtt", ServeConfig(tmp_dir=str(tmp_path)))) as client:
+        about = client.get("/model").json()
+        assert about["pretrained"] == "MTT_musicnn" and "classical" in about["labels"]
+        answer = client.post("/predict", files={"file": (clip.name, clip.read_bytes(), "audio/wav")}).json()
+    assert answer["genre"] == "classical" and answer["tags"]["classical"] > 0.5
+    assert answer["segments"][0]["genre"] == "classical"

@@ -322,9 +322,11 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Reproduce Dai et al. (ISCSLP 2016) end to end on a dataset:\n"
-            "  1. extract scattering features into a store (reused when already there);\n"
+            "  1. extract frame features into a store (scattering, or --features musicnn|both; reused when\n"
+            "     already there);\n"
             "  2. on every fold and seed, train the six frame models of Table 2 (Frame_acc, Seg_acc),\n"
-            "     the LSTMs' segment classifiers of Table 3 (LSeg_acc, FSeg_acc) and two SVM baselines;\n"
+            "     the LSTMs' segment classifiers of Table 3 (LSeg_acc, FSeg_acc) and three SVM baselines\n"
+            "     (track mean of the frames, MFCCs, and the peers' musicnn embedding);\n"
             "  3. write RESULTS/REPORT.md, RESULTS/results.json (rewritten after every row) and PNG figures.\n"
             "Progress and the time of each stage go to stderr."),
         epilog=(
@@ -411,9 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"genreseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("extract", help="compute scattering frame features of a dataset into a store",
+    p = sub.add_parser("extract", help="compute frame features (scattering, musicnn or both) of a dataset into a store",
                        description="Decode every audio file of DATA (any rate/channels; wav au flac ogg mp3), "
-                                   "compute second-order scattering frame features and cache them in STORE. "
+                                   "compute frame features (second-order scattering by default; the pretrained "
+                                   "musicnn tagger's frames with --features musicnn) and cache them in STORE. "
                                    "Rerunning skips files already stored; failed files are listed at the end "
                                    "and the exit code is 1.")
     _add_data_args(p)
