@@ -89,10 +89,11 @@ def time_family(name: str, path: Path, duration: float, runs: int) -> list[float
 
 def peak_memory(name: str, path: Path, threads: int) -> float:
     """Peak RSS (MB) of a fresh process computing one file's frames."""
-    code = (f"import resource, sys; sys.path.insert(0, {str(REPO / 'benchmarks')!r}); import musicnn_speed as b; "
+    # VmHWM, not getrusage's ru_maxrss: a child's ru_maxrss can carry its parent's peak across fork + exec.
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'benchmarks')!r}); import musicnn_speed as b; "
             f"b._set_threads({threads}); from genreseg.features import compute_features_from_file; "
             f"compute_features_from_file({str(path)!r}, b._config({name!r})); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+            "print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] / 1024)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 

@@ -38,7 +38,7 @@ __all__ = ["MusicnnFrameStream", "musicnn_frame_count", "output_width"]
 RECEPTIVE_RADIUS = max(same_padding(128)) + 3 * 3  # 73
 #: Mel frames of mid-end computed per network call, and the real context on each side
 #: that makes chunk joins exact (at least the receptive radius).
-CHUNK_FRAMES = 2048
+CHUNK_FRAMES = 4096
 CONTEXT_FRAMES = RECEPTIVE_RADIUS + 7
 #: Windows pooled per back-end call (bounds the gathered (n, W, 753) block to ~20 MB).
 WINDOW_BATCH = 32
