@@ -485,7 +485,7 @@ def test_demo_falls_back_to_synthetic_data_loudly(tmp_path, monkeypatch, capsys)
     assert runs[0].rows == () and runs[1].rows == demo.COMPARED_ROWS and Path(runs[1].out) == out / "musicnn"
     report = (out / "REPORT.md").read_text()
     assert "## Feature families side by side" in report and "| DNN(1024) | 0.750 ± 0.000 |" in report
-    assert "best on musicnn: DNN(1024) Seg 1.000" in report
+    assert "best of the paper's systems on musicnn frames: DNN(1024) Seg 1.000" in report
 
     empty = tmp_path / "empty"
     empty.mkdir()

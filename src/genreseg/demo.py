@@ -108,14 +108,14 @@ def main(argv=None) -> int:
             print(f"demo: error: {err}", file=sys.stderr)
             return 2
         code = max(code, family_code)
-    doc = docs[args.features[0]]
     if len(docs) > 1:
         _append_comparison(out / "REPORT.md", docs)
 
     print("\n== demo finished ==", file=sys.stderr)
-    print("time per stage:", file=sys.stderr)
-    for stage, seconds in doc.get("timings", {}).items():
-        print(f"  {stage:<52} {seconds:7.1f} s", file=sys.stderr)
+    for family, family_doc in docs.items():
+        print(f"time per stage ({family} frames):", file=sys.stderr)
+        for stage, seconds in family_doc.get("timings", {}).items():
+            print(f"  {stage:<52} {seconds:7.1f} s", file=sys.stderr)
     print(f"  {'total':<52} {time.perf_counter() - t0:7.1f} s", file=sys.stderr)
     if synthetic:
         print(SYNTHETIC_BANNER, file=sys.stderr)
