@@ -71,11 +71,13 @@ def test_streamed_frames_equal_the_whole_signal_definition(output):
         np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
 
 
-def test_long_stream_chunks_join_exactly():
-    """Past one mid-end chunk (4096 mel frames = 66 s) the chunk joins must not show."""
+@pytest.mark.parametrize("window_s, output", [(3.0, "penultimate"), (0.2, "midend")])
+def test_long_stream_chunks_join_exactly(window_s, output):
+    """Past one mid-end chunk (4096 mel frames = 66 s) the chunk joins must not show, also
+    with windows shorter than the hop (the stream then skips mid-end between frames)."""
     from genreseg.features import FeatureConfig, iter_features
 
-    config = FeatureConfig(family="musicnn")
+    config = FeatureConfig(family="musicnn", musicnn_window_s=window_s, musicnn_output=output)
     x = np.concatenate([_signal(gtzan_clip(g)) for g in ("rock", "classical", "disco")])  # 90 s: two chunks
     got = np.concatenate(list(iter_features([x[i:i + 50000] for i in range(0, len(x), 50000)], config)))
     np.testing.assert_allclose(got, _reference_frames(x, config), rtol=1e-3, atol=1e-3)
@@ -108,6 +110,7 @@ def test_family_hashes():
     assert len(hashes) == 8 and scattering.hash not in hashes
     # Scattering settings do not enter a musicnn key.
     assert FeatureConfig(family="musicnn", Q1=4).hash == FeatureConfig(family="musicnn").hash
+    assert FeatureConfig(family="musicnn", musicnn_window_s=3).hash == FeatureConfig(family="musicnn").hash
     with pytest.raises(ValueError, match="family"):
         FeatureConfig(family="mfcc")
 
@@ -204,6 +207,10 @@ def test_a_model_refuses_a_store_of_another_family(small_data, tmp_path, capsys)
     assert main(["extract", str(small_data), "--out", str(tmp_path / "musicnn"), "--features", "both",
                  "--workers", "0", "--quiet"]) == 2
     assert "use another store directory for another family" in capsys.readouterr().err
+    # a tagger named for scattering frames is refused, not silently ignored
+    assert main(["extract", str(small_data), "--out", str(tmp_path / "scattering"), "--musicnn-model",
+                 "MTT_musicnn", "--workers", "0", "--quiet"]) == 2
+    assert "--musicnn-model applies to musicnn frames" in capsys.readouterr().err
 
 
 def test_pretrained_tagger_segments_and_serves(tmp_path, capsys):

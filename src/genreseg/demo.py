@@ -92,6 +92,7 @@ def main(argv=None) -> int:
         print(f"wrote {len(paths)} synthetic clips to {data} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
 
     docs, code = {}, 0
+    args.features = list(dict.fromkeys(args.features))  # each family once, in the order given
     for family in args.features:
         # The first family's report is OUT/REPORT.md; each other family's is OUT/<family>/REPORT.md.
         first = family == args.features[0]

@@ -64,8 +64,13 @@ def store_feature_config(store_root, family: str | None = None, musicnn_model: s
     if device is not None and (given or not (Path(store_root) / "store.json").exists()):
         given["device"] = device
     if (Path(store_root) / "store.json").exists():
-        return FeatureStore(store_root).config.replace(**given) if given else None
-    return FeatureConfig(**given)
+        config = FeatureStore(store_root).config.replace(**given) if given else None
+    else:
+        config = FeatureConfig(**given)
+    if musicnn_model is not None and not config.uses_musicnn:
+        raise GenresegError(f"{store_root}: --musicnn-model applies to musicnn frames; this store's features are "
+                            f"{config.describe()} (give --features musicnn or both for a new store)")
+    return config
 
 
 def _set_threads(n: int, config: FeatureConfig) -> None:

@@ -233,6 +233,7 @@ def _md_table(header: list, body: list) -> list[str]:
 def write_report(run, rows: list[ModelRow], reading: list[str]) -> Path:
     doc, opts = run.doc, run.options
     agg = doc["aggregates"]
+    family = FeatureConfig.from_dict(doc["configs"]["feature"]).family
     data = doc["data"]
     n_runs = len(doc["folds"])
     seeds = ", ".join(str(s) for s in opts.seeds)
@@ -261,7 +262,8 @@ def write_report(run, rows: list[ModelRow], reading: list[str]) -> Path:
     # Table 3
     L += ["## Table 3 — segment classifiers on LSTM posteriors", "",
           "LSeg: SVM on the posterior statistics (max, min, mean, share above k per class); FSeg: the same fused "
-          "with the initial segment feature (track-mean scattering). Training-track posteriors are cross-fitted "
+          f"with the initial segment feature (the track mean of the {family} frames). Training-track posteriors are "
+          "cross-fitted "
           f"({GRIDS[opts.grid].inner_folds} inner folds).", ""]
     body = []
     for r in rows:
@@ -309,7 +311,7 @@ def write_report(run, rows: list[ModelRow], reading: list[str]) -> Path:
     # Data
     L += ["## Data", "", f"- source: `{opts.data}` (layout `{data['layout']}`)",
           f"- {data['tracks']} tracks, {data['total_duration_s'] / 60:.1f} min of audio, "
-          f"{data['total_frames']} scattering frames" + (f", {data['artists']} artists" if data["artists"] else ""),
+          f"{data['total_frames']} {family} frames" + (f", {data['artists']} artists" if data["artists"] else ""),
           "- tracks per label: " + ", ".join(f"{k} {v}" for k, v in data["labels"].items())]
     if data["splits"]:
         L.append("- tracks per split: " + ", ".join(f"{k} {v}" for k, v in data["splits"].items()))

@@ -4,7 +4,7 @@ One command goes from audio to a report::
 
     genreseg reproduce --data ../shared/data/gtzan_mini --out results --grid quick
 
-1. **Extraction** — scattering frames of every track into a feature store
+1. **Extraction** — frames of every track (scattering, or ``--features musicnn|both``) into a feature store
    (``RESULTS/store`` unless ``--store``); a rerun finds them there and says so.
 2. **Folds** — the protocol's train/test splits (:mod:`genreseg.splits`), once per seed.
 3. **Table 2** — on every fold, each frame model of the paper (DNN(1024), DNN(1024-1024),
@@ -15,7 +15,8 @@ One command goes from audio to a report::
    (:func:`genreseg.segments.fit_segment_models`, with the cross-fitted training
    posteriors that module uses by default, reusing the Table 2 model for the test
    tracks).
-5. **Baselines** — track-mean scattering + RBF SVM and MFCC statistics + RBF SVM
+5. **Baselines** — track mean of the store's frames + RBF SVM, MFCC statistics + RBF SVM, and the
+   peers' musicnn embedding (mean+std of the penultimate over 3-s patches) + RBF SVM
    (:mod:`genreseg.baselines`), on the same folds.
 6. **Report** — ``REPORT.md``, ``results.json`` (rewritten after every row, so a
    crash keeps what finished) and PNG figures (:mod:`genreseg.experiments.report`).

@@ -112,6 +112,8 @@ class FeatureConfig(ConfigMixin):
     musicnn_window_s: float = 3.0
 
     def __post_init__(self):
+        # 3 and 3.0 are one window: the hash must not tell them apart.
+        object.__setattr__(self, "musicnn_window_s", float(self.musicnn_window_s))
         if self.family not in FAMILIES:
             raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         if self.musicnn_model not in MUSICNN_MODELS:

@@ -143,7 +143,7 @@ def analyse(clf, path, *, name: str | None = None, max_duration: float | None = 
 
 def describe_model(clf) -> dict:
     """What a client may want to know of a model: labels, features, frame model, training."""
-    if hasattr(clf, "describe"):  # a pretrained tagger describes itself
+    if getattr(clf, "pretrained", False):  # a pretrained tagger describes itself
         return clf.describe()
     meta = getattr(clf, "meta_", {})  # a loaded model keeps its model.json
     training = {k: v for k, v in clf.training_.items() if k != "track_ids"}

@@ -261,9 +261,11 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         _use_cores(cores)
         uvicorn.run(_ready(create_app(clf, config)), host=host, port=port, log_config=log_config)
         return
+    # A pretrained tagger travels by its name, a model directory by its absolute path.
+    where = str(model) if getattr(clf, "pretrained", False) else str(Path(model).resolve())
     del clf
     # N processes share the cores instead of each taking all of them
-    os.environ[ENV_SETTINGS] = json.dumps({"model": str(Path(model).resolve()), "config": config.to_dict(),
+    os.environ[ENV_SETTINGS] = json.dumps({"model": where, "config": config.to_dict(),
                                            "cores": max(1, cores // workers)})
     uvicorn.run("genreseg.service.app:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_config=log_config)

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mel import MEL_HOP, MUSICNN_SAMPLE_RATE, N_FFT, log_mel
+from ..framing import n_frames as frame_count
+from .mel import MEL_HOP, MUSICNN_SAMPLE_RATE, N_FFT, log_mel, n_mel_frames
 from .ops import same_padding
 
-__all__ = ["MusicnnFrameStream", "musicnn_frame_count", "output_width"]
+__all__ = ["MusicnnFrameStream", "iter_musicnn_features", "output_width"]
 
 #: Mel frames on each side that one mid-end output depends on: the 128-tap temporal
 #: convolution's "same" padding (63 before, 64 after) plus 3 per 7-tap mid-end layer.
@@ -48,11 +49,6 @@ MEL_RATE = MUSICNN_SAMPLE_RATE / MEL_HOP  # 62.5 frames per second
 def output_width(output: str) -> int:
     """Values per frame of a musicnn ``output`` kind."""
     return {"penultimate": 200, "taggram": 50, "midend": 753}[output]
-
-
-def musicnn_frame_count(n_samples: int, hop: int) -> int:
-    """Frames of a track of ``n_samples`` (at the feature rate): the scattering count."""
-    return max(1, -(-n_samples // hop))
 
 
 class MusicnnFrameStream:
@@ -110,7 +106,8 @@ class MusicnnFrameStream:
         self._take_16k(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         n_mel = self._compute_mel(final=True)
         self._compute_midend(n_mel=n_mel)
-        return self._emit(n_frames=musicnn_frame_count(self._n_in, self.config.hop), n_mel=n_mel)
+        # As many frames as the scattering transform gives the track (one grid for every family).
+        return self._emit(n_frames=frame_count(self._n_in, self.config.hop), n_mel=n_mel)
 
     # ------------------------------------------------------------------ 16 kHz signal and mel
     def _take_16k(self, samples: np.ndarray) -> None:
@@ -137,7 +134,7 @@ class MusicnnFrameStream:
             n_track = self._padded_offset + len(self._padded) - half  # 16-kHz samples of the track
             # The end reflection, as the start's: the last `half` samples before the last one, reversed.
             self._padded = np.concatenate([self._padded, self._padded[-half - 1:-1][::-1]])
-            n_mel = 1 + n_track // MEL_HOP
+            n_mel = n_mel_frames(n_track)
         elif not self._started:
             return None
         else:
@@ -201,7 +198,8 @@ class MusicnnFrameStream:
         self._next_frame = m
         # Mid-end left of the next window's start is no longer needed.
         if n_frames is None or m < n_frames:
-            drop = max(0, self._window(m, n_mel)[0] - self._mid_offset)
+            # Never past what is computed: a window shorter than the hop starts beyond it.
+            drop = max(0, min(self._window(m, n_mel)[0], self._next_mid) - self._mid_offset)
             self._mid, self._mid_offset = self._mid[drop:], self._mid_offset + drop
         return out
 
