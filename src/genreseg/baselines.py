@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,9 @@ class MFCCConfig(ConfigMixin):
         Also summarise the first-order deltas (``librosa.feature.delta``).
     """
 
+    #: Names this config's cache files (:func:`statistics_cache_path`).
+    cache_kind: ClassVar[str] = "mfcc"
+
     sample_rate: int = 22050
     n_mfcc: int = 20
     n_fft: int = 2048
@@ -100,6 +104,9 @@ class MusicnnStatsConfig(ConfigMixin):
         one another without overlap, the last partial one dropped, as the ``musicnn``
         package batches a file (a track shorter than a patch is one shorter patch).
     """
+
+    #: Names this config's cache files (:func:`statistics_cache_path`).
+    cache_kind: ClassVar[str] = "musicnn"
 
     model: str = "MSD_musicnn"
     patch_frames: int = 187
@@ -204,8 +211,7 @@ def musicnn_statistics(signal_16k: np.ndarray, config: MusicnnStatsConfig = Musi
 
 def statistics_cache_path(cache_dir, audio_hash: str, config) -> Path:
     """Cache file of one track's statistics: ``<audio hash>-<kind>-<config hash>.npz``."""
-    kind = "mfcc" if isinstance(config, MFCCConfig) else "musicnn"
-    return Path(cache_dir) / f"{audio_hash}-{kind}-{config.hash}.npz"
+    return Path(cache_dir) / f"{audio_hash}-{config.cache_kind}-{config.hash}.npz"
 
 
 def _read_cached(path: Path, config) -> np.ndarray | None:
@@ -226,8 +232,10 @@ def _write_cached(path: Path, stats: np.ndarray, info: dict) -> None:
 def track_musicnn_statistics(paths, cache_dir, config: MusicnnStatsConfig = MusicnnStatsConfig(), hashes=None
                              ) -> tuple[np.ndarray, dict]:
     """:func:`musicnn_statistics` of many files, cached by audio content (see :func:`track_mfcc_statistics`)."""
+    from .features.musicnn.mel import MUSICNN_SAMPLE_RATE
+
     return _track_statistics(paths, cache_dir, config, hashes,
-                             lambda path: musicnn_statistics(load_audio(path, 16000), config))
+                             lambda path: musicnn_statistics(load_audio(path, MUSICNN_SAMPLE_RATE), config))
 
 
 def track_mfcc_statistics(paths, cache_dir, config: MFCCConfig = MFCCConfig(), hashes=None
