@@ -249,13 +249,15 @@ def save_frame_model(model, directory: Path) -> None:
 
 
 def time_child(model_dir: str, mix_path: str, config_json: str, feature_json: str) -> None:
-    """Run in a fresh process: GenreClassifier.segment's path on one file; print JSON figures."""
+    """Run in a fresh process: GenreClassifier.segment's stages on one file; print JSON figures."""
     t0 = time.perf_counter()
     from safetensors.numpy import load_file
 
     from genreseg.features import FeatureConfig
     from genreseg.models import TrainedFrameModel
-    from genreseg.timeline import TimelineConfig, decode_segments, file_posteriors
+    from genreseg.models import iter_frame_posteriors
+    from genreseg.pipeline import FrameSource
+    from genreseg.timeline import TimelineConfig, decode_segments
 
     d = Path(model_dir)
     model = TrainedFrameModel.from_state(load_file(str(d / "w.safetensors")), json.loads((d / "meta.json").read_text()),
@@ -263,8 +265,10 @@ def time_child(model_dir: str, mix_path: str, config_json: str, feature_json: st
     feature_config = FeatureConfig.from_dict(json.loads(feature_json))
     t1 = time.perf_counter()
     config = TimelineConfig.from_dict(json.loads(config_json))
-    times, post, duration = file_posteriors(mix_path, model, feature_config,
-                                            window_frames=config.window_frames(feature_config.hop_seconds))
+    # The pipeline's stages as GenreClassifier.segment runs them (genreseg.pipeline.analyse_file).
+    source = FrameSource(mix_path, feature_config)
+    post = np.concatenate(list(iter_frame_posteriors(model, source, config.window_frames(feature_config.hop_seconds))))
+    times, duration = np.arange(len(post)) * feature_config.hop_seconds, source.info.duration
     t2 = time.perf_counter()
     segs = decode_segments(post, times, [str(i) for i in range(post.shape[1])], config, duration)
     t3 = time.perf_counter()

@@ -112,6 +112,49 @@ def test_predict_files_real_and_bad(fitted, tmp_path):
     assert preds[2].genre == preds[0].genre
 
 
+def test_file_answers_equal_the_batch_path_from_one_decode(fitted, monkeypatch):
+    """predict_files and segment stream the file once; their numbers equal the batch API's."""
+    import genreseg.audio
+    from genreseg.features import compute_features_from_file
+    from genreseg.pipeline import analyse_file
+    from genreseg.timeline import TimelineConfig
+
+    path = gtzan_clip("rock", 2)
+    feats = compute_features_from_file(path, fitted.feature_config_).data
+    opened, real = [], genreseg.audio.open_decoder
+    monkeypatch.setattr(genreseg.audio, "open_decoder", lambda p, *a, **k: opened.append(p) or real(p, *a, **k))
+    result = analyse_file(fitted, path, segments=TimelineConfig())
+    assert len(opened) == 1
+    np.testing.assert_allclose(list(result.probabilities.values()), fitted.predict_proba([feats])[0], atol=1e-6)
+    np.testing.assert_allclose(result.frame_posteriors, fitted.predict_frames([feats])[0], atol=1e-5)
+    assert result.genre == fitted.predict([feats])[0]
+    timeline = fitted.segment(path)
+    assert len(opened) == 2
+    assert [s.to_dict() for s in timeline.segments] == [s.to_dict() for s in result.segments]
+    # the timeline's LSTM restarts on windows: its posteriors are not the whole-track ones
+    assert result.timeline_posteriors.shape == result.frame_posteriors.shape
+    assert not np.allclose(result.timeline_posteriors, result.frame_posteriors, atol=1e-3)
+
+
+def test_model_trained_on_a_gpu_loads_and_predicts_on_the_cpu(fitted, split, tmp_path):
+    """A model whose saved frame config names CUDA (trained with --device cuda) loads where
+    there is none: the weights go to the device of the loading machine."""
+    import torch
+
+    _, test = split
+    d = fitted.save(tmp_path / "m")
+    meta = json.loads((d / "model.json").read_text())
+    for m in [meta["frame_model"], *meta["inner_frame_models"]]:
+        m["config"]["device"] = "cuda"
+    (d / "model.json").write_text(json.dumps(meta))
+    loaded = GenreClassifier.load(d)
+    assert loaded.frame_config.device == "cuda"  # kept as it was asked for
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(loaded.models_.frame_model.module.parameters()).device.type == expected
+    np.testing.assert_allclose(loaded.predict_proba(test.sequences), fitted.predict_proba(test.sequences), atol=1e-5)
+    assert loaded.predict_files([gtzan_clip("jazz", 3)])[0].error is None
+
+
 def test_cli_train_evaluate_predict(gtzan_store, tmp_path, capsys):
     model = tmp_path / "model"
     code = cli_main(["train", str(gtzan_store.root), "--out", str(model), "--model", "dnn", "--hidden", "64",

@@ -26,14 +26,7 @@ from genreseg.models import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # These models are tiny: intra-op threads only add synchronisation, which costs
-    # 10-20x on a busy 2-core machine (measured). Restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sigmoid(z):

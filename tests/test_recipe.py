@@ -198,10 +198,9 @@ RECIPE_LSTM = FrameModelConfig(kind="lstm", hidden=(64,), dropout=0.3, epochs=6,
                                grad_clip=5.0, crop_frames=12, input_noise=0.3, device="cpu")
 
 
-def test_recipe_lstm_learns_on_a_real_fold(gtzan_features):
+def test_recipe_lstm_learns_on_a_real_fold(gtzan_features, one_torch_thread):
     from genreseg.evaluation import frame_accuracy, seg_accuracy
 
-    torch.set_num_threads(1)
     tr, te = _fold(gtzan_features)
     f = gtzan_features
     model = train_frame_model([f.sequences[i] for i in tr], f.labels[tr], len(f.label_names), RECIPE_LSTM,

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from genreseg.models import FrameModelConfig, frame_posteriors, train_frame_model
 from genreseg.segments import (
@@ -23,13 +22,7 @@ from genreseg.segments import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Small models: intra-op threads only add synchronisation on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_segment_statistics_by_hand():

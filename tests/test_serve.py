@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from types import SimpleNamespace
 
 import httpx2 as httpx
 import numpy as np
@@ -183,28 +182,41 @@ def test_model_and_health(client, serve_model):
     assert client.get("/static/app.js").status_code == 200
 
 
-class WithTimelines:
-    """The real model, plus ``segment`` as genre timelines (issue #12) will give it: fixed segments."""
+def count_decoder_opens(monkeypatch) -> list:
+    """Record every decoder the audio layer opens (one entry per open)."""
+    import genreseg.audio
 
-    def __init__(self, model, segments=()):
-        self._model, self.segments = model, list(segments)
+    opened, real = [], genreseg.audio.open_decoder
 
-    def __getattr__(self, name):
-        return getattr(self._model, name)
+    def counting(path, *args, **kwargs):
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
 
-    def segment(self, path):
-        return SimpleNamespace(segments=[SimpleNamespace(start_s=a, end_s=b, genre=g, confidence=c)
-                                         for a, b, g, c in self.segments])
+    monkeypatch.setattr(genreseg.audio, "open_decoder", counting)
+    return opened
 
 
-def test_segments_come_from_genre_timelines_when_present(serve_model):
-    out = analyse(WithTimelines(serve_model, [(0.0, 12.5, "jazz", 0.75)]), gtzan_clip("jazz", 0), name="j.wav")
-    assert out["segments"] == [{"start_s": 0.0, "end_s": 12.5, "genre": "jazz", "confidence": 0.75}]
+def test_one_upload_is_decoded_once_and_answers_everything(client, serve_model, monkeypatch):
+    path = gtzan_clip("jazz", 0)
+    opened = count_decoder_opens(monkeypatch)
+    r = post_file(client, "j.wav", path.read_bytes())
+    assert r.status_code == 200, r.text
+    assert len(opened) == 1  # genre, probabilities, posterior timeline and segments from one decode
+    out = r.json()
+    # The segments are those `genreseg segment` decodes, the genre the one `predict` gives.
+    timeline = serve_model.segment(path)
+    assert out["segments"] == [{"start_s": s.start_s, "end_s": s.end_s, "genre": s.genre,
+                                "confidence": s.confidence} for s in timeline.segments]
+    assert out["genre"] == serve_model.predict_files([path])[0].genre
+    assert out["timeline"]["n_frames"] == len(timeline.times)
+    # The chart shows the posteriors the segments were decoded from, smoothed.
+    _, smoothed = smooth_timeline(timeline.times, timeline.posteriors, serve_model.feature_config_.hop_seconds)
+    assert np.allclose(out["timeline"]["posteriors"], smoothed, atol=1e-4)
 
 
 # ---------------------------------------------------------------------- queue and timeout, on a live server
 class SlowModel:
-    """The real model, but each prediction first waits for ``gate`` (or ``delay`` seconds)."""
+    """The real model, but each analysis first waits for ``gate`` (or ``delay`` seconds)."""
 
     def __init__(self, model, delay=None):
         self._model, self.delay, self.gate = model, delay, threading.Event()
@@ -212,12 +224,12 @@ class SlowModel:
     def __getattr__(self, name):
         return getattr(self._model, name)
 
-    def predict_files(self, *args, **kwargs):
+    def file_analyser(self, *args, **kwargs):
         if self.delay is not None:
             time.sleep(self.delay)
         else:
             assert self.gate.wait(60)
-        return self._model.predict_files(*args, **kwargs)
+        return self._model.file_analyser(*args, **kwargs)
 
 
 def test_full_queue_is_503_with_retry_after(serve_model, uploads):

@@ -284,32 +284,25 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
                       max_duration: float | None = None) -> list:
         """Predict audio files that need not be in any store; bad files are reported, not raised.
 
-        ``max_duration`` (seconds) refuses longer files as an error of that file.
+        Each file goes once through :func:`genreseg.pipeline.analyse_file`: decoded,
+        transformed and classified as a stream.
+
+        Parameters
+        ----------
+        paths : iterable of str or Path
+        timeline : bool
+            Keep each file's frame times and the frame model's per-frame posteriors.
+        progress : bool
+            A progress bar per file, in seconds of audio.
+        max_duration : float, optional
+            Refuse longer files (seconds) as an error of that file.
 
         Returns
         -------
         list of TrackPrediction
             In the order of ``paths``; a file that could not be read has ``error`` set.
         """
-        from .features import compute_features_from_file
-
-        config = self._file_feature_config()
-        out = []
-        for path in paths:
-            try:
-                feats = compute_features_from_file(path, config, max_duration=max_duration)
-                self.check_features(feats.config, feats.data.shape[1], str(path))
-                s = self._stages([feats.data])
-                proba = self._fused_proba(s)[0]
-                genre = self.label_names_[int(np.argmax(proba))]
-                out.append(TrackPrediction(
-                    path=str(path), genre=genre, duration=feats.info["duration"],
-                    probabilities={n: float(p) for n, p in zip(self.label_names_, proba)},
-                    frame_times=feats.times if timeline else None,
-                    frame_posteriors=s["frame_posteriors"][0] if timeline else None))
-            except GenresegError as err:
-                out.append(TrackPrediction(path=str(path), error=str(err)))
-        return out
+        return predict_files(self, paths, timeline=timeline, progress=progress, max_duration=max_duration)
 
     def segment(self, path, config=None, progress: bool = False):
         """Genre timeline of one recording of any length (DJ mix, radio, concert).
@@ -334,24 +327,16 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
         genreseg.errors.AudioError
             The file cannot be used (one line naming it and the reason).
         """
-        from .timeline import Timeline, TimelineConfig, decode_segments, file_posteriors
+        return segment_file(self, path, config, progress)
 
-        features = self._file_feature_config()
-        config = config or TimelineConfig()
-        with torch_threads(self.n_threads):
-            times, post, duration = file_posteriors(path, self.models_.frame_model, features, progress,
-                                                    config.window_frames(features.hop_seconds))
-        return Timeline(path=str(path), duration_s=duration, times=times, posteriors=post,
-                        label_names=list(self.label_names_),
-                        segments=decode_segments(post, times, self.label_names_, config, duration),
-                        config=config, info={"frame_model": self.models_.frame_model.config.kind})
+    def file_analyser(self, decide: bool = True, timeline_window_frames: int | None = None):
+        """The last stage of :func:`genreseg.pipeline.analyse_file` for this model: push a
+        file's frame chunks, then ``finish()`` gives its decision and posteriors."""
+        from .segments.stream import TrackStream
 
-    def _file_feature_config(self) -> FeatureConfig:
         self._check_fitted()
-        if self.feature_config_ is None:
-            raise ModelError("this model was fitted on bare arrays without a feature config, so it cannot "
-                             "compute features of audio files: fit(X, y, feature_config=...) names it")
-        return self.feature_config_
+        return _ThreadedStream(TrackStream(self.models_, self._fused_proba if decide else None,
+                                           timeline_window_frames), self.n_threads)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory) -> Path:
@@ -446,6 +431,49 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
         clf.meta_ = meta
         _warn_on_version_mismatch(meta.get("versions", {}), directory)
         return clf
+
+
+class _ThreadedStream:
+    """A file analyser whose pushes run under the classifier's torch thread count."""
+
+    def __init__(self, stream, n_threads):
+        self.stream, self.n_threads = stream, n_threads
+
+    def push(self, frames) -> None:
+        with torch_threads(self.n_threads):
+            self.stream.push(frames)
+
+    def finish(self):
+        with torch_threads(self.n_threads):
+            return self.stream.finish()
+
+
+def predict_files(model, paths, timeline: bool = False, progress: bool = False,
+                  max_duration: float | None = None) -> list:
+    """``model.predict_files``: one :func:`~genreseg.pipeline.analyse_file` per file, errors reported.
+
+    Shared by :class:`GenreClassifier` and :class:`~genreseg.pretrained.PretrainedTagger`.
+    """
+    from .pipeline import analyse_file, file_feature_config
+
+    file_feature_config(model)  # a model that cannot read audio files fails once, not per file
+    out = []
+    for path in paths:
+        try:
+            result = analyse_file(model, path, max_duration=max_duration, progress=progress)
+            out.append(result.prediction(timeline=timeline))
+        except GenresegError as err:
+            out.append(TrackPrediction(path=str(path), error=str(err)))
+    return out
+
+
+def segment_file(model, path, config=None, progress: bool = False):
+    """``model.segment``: the genre timeline of one recording, by :func:`~genreseg.pipeline.analyse_file`."""
+    from .pipeline import analyse_file
+    from .timeline import TimelineConfig
+
+    return analyse_file(model, path, decide=False, segments=config or TimelineConfig(),
+                        progress=progress).timeline()
 
 
 def _warn_on_version_mismatch(saved: dict, where) -> None:

@@ -244,10 +244,14 @@ class FFmpegDecoder:
         self._container.close()
 
     def _frames(self):
-        """Decoded frames as arrays, to the end of the stream; see the module doc on errors."""
+        """Decoded FFmpeg frames to the end of the stream; see the module doc on errors.
+
+        ``self._decoded`` counts their samples as they come.
+        """
         import av
 
-        decoded, damage = 0, None
+        damage = None
+        self._decoded = 0
         packets = self._container.demux(self._stream)
         while True:
             try:
@@ -258,32 +262,54 @@ class FFmpegDecoder:
             except av.FFmpegError as err:
                 # A demuxer error ends the packet generator (the next call returns None);
                 # a decoder error skips one packet. Either is damage only if audio follows.
-                damage = damage or (decoded, _ffmpeg_reason(err))
+                damage = damage or (self._decoded, _ffmpeg_reason(err))
                 continue
             for frame in frames:
                 # Audio again after an error is damage in mid-stream; a frame or two may
                 # still come out of the decoder's delay line at a cut end.
-                if damage is not None and decoded - damage[0] > self._slack():
+                if damage is not None and self._decoded - damage[0] > self._slack():
                     raise AudioError(self.path, f"damaged: decoding fails {_where(self, damage[0])} "
                                                 f"and resumes after it ({damage[1]})")
                 if frame.sample_rate != self.rate:
                     raise AudioError(self.path, f"sample rate changes from {self.rate} to "
-                                                f"{frame.sample_rate} Hz at {decoded / self.rate:.1f} s")
-                data = _frame_to_array(frame)
-                decoded += len(data)
-                yield data
+                                                f"{frame.sample_rate} Hz at {self._decoded / self.rate:.1f} s")
+                self._decoded += frame.samples
+                yield frame
+
+    def _raw_blocks(self):
+        """The decoded frames joined into ``(n, channels)`` float32 blocks of about ``block_frames``.
+
+        Frames are gathered in FFmpeg's own FIFO and converted once per block: an MP3
+        frame holds 1152 samples, and converting each on its own cost more than
+        decoding it (measured 0.28 s of a 3-minute file's 0.39 s). A change of sample
+        format or channel layout (some AAC streams switch between mono and stereo)
+        starts a new block, each downmixed by the caller.
+        """
+        import av
+
+        fifo, kind = None, None
+        for frame in self._frames():
+            this = (frame.format.name, frame.layout.name)
+            if fifo is not None and this != kind:
+                if fifo.samples:
+                    yield _frame_to_array(fifo.read())
+                fifo = None
+            if fifo is None:
+                fifo, kind = av.AudioFifo(), this
+            frame.pts = None  # the FIFO checks timestamps for gaps; the decoder has judged them
+            fifo.write(frame)
+            if fifo.samples >= self.block_frames:
+                yield _frame_to_array(fifo.read())
+        if fifo is not None and fifo.samples:
+            yield _frame_to_array(fifo.read())
 
     def blocks(self):
         """``(n, channels)`` float32 blocks of about ``block_frames`` until the stream ends.
 
-        Channel counts may change between frames (some AAC streams switch between mono
-        and stereo); a change starts a new block, each downmixed by the caller.
+        Channel counts may change between blocks (see :meth:`_raw_blocks`).
         """
-        pending, pending_frames = [], 0
         to_skip, remaining = self.skip, self.declared_frames
-        decoded = 0
-        for data in self._frames():
-            decoded += len(data)
+        for data in self._raw_blocks():
             if to_skip:
                 cut = min(to_skip, len(data))
                 data, to_skip = data[cut:], to_skip - cut
@@ -291,18 +317,9 @@ class FFmpegDecoder:
                 # Never more than an exact stated length: the rest is encoder padding.
                 data = data[:remaining]
                 remaining -= len(data)
-            if not len(data):
-                continue
-            if pending and pending[0].shape[1] != data.shape[1]:
-                yield np.concatenate(pending)
-                pending, pending_frames = [], 0
-            pending.append(data)
-            pending_frames += len(data)
-            if pending_frames >= self.block_frames:
-                yield np.concatenate(pending)
-                pending, pending_frames = [], 0
-        if pending:
-            yield np.concatenate(pending)
+            if len(data):
+                yield data
+        decoded = self._decoded
         got = max(decoded - self.skip, 0)
         if self.declared_frames is not None and got < self.declared_frames - self._slack():
             kind = self._container.format.name.split(",")[0]

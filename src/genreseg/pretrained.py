@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GenresegError, ModelError
+from .errors import ModelError
 from .features import FeatureConfig
 
 __all__ = ["MSD_GENRES", "MTT_GENRES", "PRETRAINED", "PretrainedTagger", "load_model"]
@@ -102,11 +102,6 @@ class PretrainedTagger:
         genres = np.asarray(taggram, dtype=np.float64)[:, self._genre_columns]
         return genres / np.maximum(genres.sum(axis=1, keepdims=True), 1e-12)
 
-    def _taggram(self, path, max_duration: float | None = None):
-        from .features import compute_features_from_file
-
-        return compute_features_from_file(path, self.feature_config_, max_duration=max_duration)
-
     def predict_files(self, paths, timeline: bool = False, progress: bool = False,
                       max_duration: float | None = None) -> list:
         """Genre and tag probabilities of each file; bad files are reported, not raised.
@@ -117,23 +112,9 @@ class PretrainedTagger:
             ``probabilities`` over :attr:`label_names_`, ``tags`` over all 50 tags (the
             track means of the frames' tag probabilities).
         """
-        from .classifier import TrackPrediction
+        from .classifier import predict_files
 
-        out = []
-        for path in paths:
-            try:
-                feats = self._taggram(path, max_duration)
-                tags = feats.data.mean(axis=0)
-                proba = self.genre_posteriors(tags[None])[0]
-                out.append(TrackPrediction(
-                    path=str(path), genre=self.label_names_[int(np.argmax(proba))], duration=feats.info["duration"],
-                    probabilities={n: float(p) for n, p in zip(self.label_names_, proba)},
-                    tags={t: float(p) for t, p in zip(self.tags_, tags)},
-                    frame_times=feats.times if timeline else None,
-                    frame_posteriors=self.genre_posteriors(feats.data) if timeline else None))
-            except GenresegError as err:
-                out.append(TrackPrediction(path=str(path), error=str(err)))
-        return out
+        return predict_files(self, paths, timeline=timeline, progress=progress, max_duration=max_duration)
 
     def segment(self, path, config=None, progress: bool = False):
         """Genre timeline of a recording from the tagger's per-frame genre tags.
@@ -141,16 +122,13 @@ class PretrainedTagger:
         See :meth:`genreseg.GenreClassifier.segment`; the frames are computed as a
         stream, and only their 50 tag probabilities are kept.
         """
-        from .timeline import Timeline, TimelineConfig, decode_segments
+        from .classifier import segment_file
 
-        config = config or TimelineConfig()
-        feats = self._taggram(path)
-        post = self.genre_posteriors(feats.data).astype(np.float32)
-        duration = float(feats.info["duration"])
-        return Timeline(path=str(path), duration_s=duration, times=feats.times, posteriors=post,
-                        label_names=list(self.label_names_),
-                        segments=decode_segments(post, feats.times, self.label_names_, config, duration),
-                        config=config, info={"frame_model": f"pretrained {PRETRAINED[self.name]}"})
+        return segment_file(self, path, config, progress)
+
+    def file_analyser(self, decide: bool = True, timeline_window_frames: int | None = None):
+        """The last stage of :func:`genreseg.pipeline.analyse_file`: tag frames in, genres out."""
+        return _TaggramStream(self, decide, timeline_window_frames is not None)
 
     def describe(self) -> dict:
         """What the service's ``GET /model`` says of this tagger."""
@@ -158,3 +136,29 @@ class PretrainedTagger:
                 "note": "genres of the tagger's training tags, not labels of your own",
                 "tags": list(self.tags_), "feature_config": self.feature_config_.to_dict(),
                 "feature_hash": self.feature_config_.hash}
+
+
+class _TaggramStream:
+    """Keeps a file's tag probabilities (50 per frame) and answers from them at the end."""
+
+    def __init__(self, tagger: PretrainedTagger, decide: bool, timeline: bool):
+        self.tagger, self.decide, self.timeline = tagger, decide, timeline
+        self.parts: list = []
+
+    def push(self, frames: np.ndarray) -> None:
+        self.parts.append(np.asarray(frames, dtype=np.float32))
+
+    def finish(self):
+        from .pipeline import TrackAnswer
+
+        taggram = np.concatenate(self.parts)
+        answer = TrackAnswer(info={"frame_model": f"pretrained {PRETRAINED[self.tagger.name]}"})
+        post = self.tagger.genre_posteriors(taggram).astype(np.float32)
+        if self.decide:
+            tags = taggram.mean(axis=0)
+            answer.probabilities = self.tagger.genre_posteriors(tags[None])[0]
+            answer.tags = {t: float(p) for t, p in zip(self.tagger.tags_, tags)}
+            answer.frame_posteriors = post
+        if self.timeline:
+            answer.timeline_posteriors = post
+        return answer

@@ -32,7 +32,7 @@ import numpy as np
 
 from .configs import ConfigMixin
 
-__all__ = ["GenreSegment", "Timeline", "TimelineConfig", "decode_segments", "file_posteriors", "frame_path", "hop_of", "runs_to_segments",
+__all__ = ["GenreSegment", "Timeline", "TimelineConfig", "decode_segments", "frame_path", "hop_of", "runs_to_segments",
            "transition_matrix"]
 
 #: Emission floor: log(0) would forbid a genre outright on one overconfident frame.
@@ -337,74 +337,3 @@ def decode_segments(posteriors: np.ndarray, times: np.ndarray, label_names, conf
     path = frame_path(posteriors, config.min_frames(hop) if hop else 1, config.switch_penalty)
     end = float(duration_s) if duration_s is not None else float(times[-1]) + hop / 2
     return runs_to_segments(path, posteriors, times, label_names, end)
-
-
-# --------------------------------------------------------------------------- streaming
-def _duration_hint(path) -> float | None:
-    """The file's duration from its header, for the progress bar's total (None if unknown)."""
-    try:
-        import soundfile as sf
-
-        return float(sf.info(str(path)).duration)
-    except Exception:  # any format soundfile cannot size: the bar just has no total
-        return None
-
-
-def file_posteriors(path, frame_model, feature_config, progress: bool = False, window_frames: int = 0
-                    ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Frame posteriors of an audio file of any length, in bounded memory.
-
-    Decoding, the scattering transform and the frame model all run window by
-    window (:class:`genreseg.audio.AudioStream`, :func:`genreseg.features.iter_features`,
-    :func:`genreseg.models.iter_frame_posteriors`); only the ``(T, C)`` posteriors
-    (160 kB an hour for 10 genres) grow with the file.
-
-    Parameters
-    ----------
-    path : str or Path
-    frame_model : genreseg.models.TrainedFrameModel
-    feature_config : FeatureConfig
-        The features the frame model was trained on.
-    progress : bool
-        A tqdm bar in seconds of audio.
-    window_frames : int
-        LSTM context (:meth:`TimelineConfig.window_frames`; 0: the whole file).
-
-    Returns
-    -------
-    times : np.ndarray, shape (T,)
-    posteriors : np.ndarray, shape (T, C), float32
-    duration_s : float
-
-    Raises
-    ------
-    genreseg.errors.AudioError
-        The file cannot be used (one line naming it and the reason).
-    """
-    from tqdm.auto import tqdm
-
-    from .audio import AudioStream
-    from .errors import ModelError
-    from .features import iter_features
-    from .models import iter_frame_posteriors
-
-    stream = AudioStream(path, feature_config.sample_rate, feature_config.min_samples)
-    rate = feature_config.sample_rate
-    hint = _duration_hint(path)
-    # Counted in samples (exact), shown in seconds of audio.
-    with tqdm(total=round(hint * rate) if hint else None, unit_scale=1 / rate, desc=str(path)[-40:],
-              disable=not progress, leave=False,
-              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]") as bar:
-        def blocks():
-            for block in stream:
-                bar.update(min(len(block), bar.total - bar.n) if bar.total else len(block))
-                yield block
-
-        try:
-            chunks = list(iter_frame_posteriors(frame_model, iter_features(blocks(), feature_config),
-                                                window_frames))
-        except ValueError as err:  # a frame model of other features than its config says
-            raise ModelError(f"{path}: {err}") from None
-    posteriors = np.concatenate(chunks, axis=0)
-    times = np.arange(len(posteriors)) * feature_config.hop_seconds
-    return times, posteriors, float(stream.info.duration)

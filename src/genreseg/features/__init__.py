@@ -191,29 +191,16 @@ def compute_features_from_file(path, config: FeatureConfig = DEFAULT_CONFIG, inf
     genreseg.errors.AudioError
         The file cannot be used (one line naming it and the reason).
     """
-    from ..audio import AudioStream
+    from ..pipeline import FrameSource
 
-    stream = AudioStream(path, config.sample_rate, config.min_samples)
-    blocks = stream if max_duration is None else _at_most(stream, max_duration, config.sample_rate, path)
-    data = np.concatenate(list(iter_features(blocks, config)), axis=0)
-    a = stream.info
+    source = FrameSource(path, config, max_duration=max_duration)
+    data = np.concatenate(list(source), axis=0)
+    a = source.info
     described = {"source_path": str(path), "duration": a.duration, "native_rate": a.native_rate,
                  "native_samples": a.native_samples, "channels": a.channels, "codec": a.codec,
                  "silent": a.silent}
     return FrameFeatures(data=data, channels=channel_metadata(config), config=config,
                          info={**described, **(info or {})})
-
-
-def _at_most(blocks, seconds: float, sample_rate: int, path):
-    """Pass ``blocks`` on until they hold more than ``seconds`` of signal, then raise AudioError."""
-    from ..errors import AudioError
-
-    limit, seen = int(seconds * sample_rate), 0
-    for block in blocks:
-        seen += len(block)
-        if seen > limit:
-            raise AudioError(path, f"too long: more than the limit of {seconds:g} s")
-        yield block
 
 
 def iter_features(blocks, config: FeatureConfig = DEFAULT_CONFIG):

@@ -6,9 +6,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..streaming import iter_stream
 from .state import TrainedFrameModel
 
-__all__ = ["frame_posteriors", "iter_frame_posteriors"]
+__all__ = ["PosteriorStream", "frame_posteriors", "iter_frame_posteriors"]
 
 
 def _pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,15 +69,39 @@ def frame_posteriors(trained: TrainedFrameModel, sequences, batch_frames: int = 
     return _posteriors_normalized(trained.module, trained.config.kind, seqs, device, batch_frames)
 
 
-def iter_frame_posteriors(trained: TrainedFrameModel, chunks, window_frames: int = 0):
+def iter_frame_posteriors(trained, chunks, window_frames: int = 0):
     """Per-frame posteriors of one long sequence that arrives in chunks.
+
+    A generator over :class:`PosteriorStream` (see there for ``window_frames``).
 
     Parameters
     ----------
-    trained : TrainedFrameModel
+    trained : TrainedFrameModel or genreseg.onnx_engine.OnnxFrameModel
     chunks : iterable of np.ndarray, each (T_k, D)
         Consecutive raw frame features of one track (e.g.
         :func:`genreseg.features.iter_features`).
+    window_frames : int
+
+    Returns
+    -------
+    iterator of np.ndarray, shape (T_k', C), float32
+        Posteriors of consecutive frames (chunk sizes need not match the input's);
+        memory stays at a chunk or two however long the track is.
+    """
+    return iter_stream(PosteriorStream(trained, window_frames), chunks)
+
+
+class PosteriorStream:
+    """Frame posteriors of one long sequence, pushed chunk by chunk.
+
+    The frame model's stage of :mod:`genreseg.pipeline`: several streams can read the
+    same feature chunks (a track decision and a timeline from one pass over the file).
+
+    Parameters
+    ----------
+    network : TrainedFrameModel or genreseg.onnx_engine.OnnxFrameModel
+        Anything with ``posteriors(sequences)``, ``step(chunk, state)``, ``kind``,
+        ``bidirectional``, ``n_in`` and ``n_classes`` (the torch and the ONNX engines).
     window_frames : int
         LSTM only. 0: the LSTM runs over the whole sequence, carrying its state from
         chunk to chunk (equal, to float rounding, to :func:`frame_posteriors` of the
@@ -85,65 +110,82 @@ def iter_frame_posteriors(trained: TrainedFrameModel, chunks, window_frames: int
         the window that saw ``W - H`` frames or more before it (the first window
         gives its first frames too). An LSTM trained on whole single-genre tracks
         never learnt to forget the previous genre; restarting it bounds how long an
-        old genre lingers after a change (see ``benchmarks/segment.py``).
+        old genre lingers after a change (see ``benchmarks/segment.py``). A
+        bidirectional LSTM needs the whole track: it gathers the chunks and runs once
+        at :meth:`finish`.
 
-    Yields
-    ------
-    np.ndarray, shape (T_k', C), float32
-        Posteriors of consecutive frames (chunk sizes need not match the input's);
-        memory stays at a chunk or two however long the track is.
+    Examples
+    --------
+    >>> stream = PosteriorStream(model)
+    >>> parts = [stream.push(chunk) for chunk in chunks] + [stream.finish()]
     """
-    if trained.config.kind == "lstm" and window_frames > 0:
-        yield from _windowed_posteriors(trained, chunks, int(window_frames))
-        return
-    if trained.config.kind == "lstm" and trained.config.bidirectional:
-        # Each frame depends on the whole track: gather it, then one pass.
-        parts = [np.asarray(c, dtype=np.float32) for c in chunks]
-        if parts:
-            yield frame_posteriors(trained, [np.concatenate(parts)])[0]
-        return
-    device = next(trained.module.parameters()).device
-    state = None
-    with torch.no_grad():
-        for chunk in chunks:
-            x = trained.normalizer.transform(np.asarray(chunk, dtype=np.float32))
-            if x.ndim != 2 or x.shape[1] != trained.n_in:
-                raise ValueError(f"expected (T, {trained.n_in}) frames, got {x.shape}")
-            x = torch.from_numpy(x).to(device)
-            if trained.config.kind == "lstm":
-                logits, state = trained.module.forward_chunk(x, state)
-            else:
-                logits = trained.module(x)
-            yield torch.softmax(logits, dim=-1).cpu().numpy().astype(np.float32)
 
+    def __init__(self, network, window_frames: int = 0):
+        self.network = network
+        lstm = network.kind == "lstm"
+        self.mode = ("whole" if lstm and network.bidirectional else
+                     "windowed" if lstm and window_frames > 0 else "step")
+        self.W = int(window_frames)
+        self.H = max(1, self.W // 2)
+        self._state = None
+        self._buf: list = []  # "whole": every chunk; "windowed": frames from self._base on
+        self._base = 0  # "windowed": track index of the buffer's first frame
+        self._next = 0  # "windowed": the next window to run
 
-def _windowed_posteriors(trained: TrainedFrameModel, chunks, W: int):
-    """Restarted-LSTM posteriors (see :func:`iter_frame_posteriors`): window ``k`` covers
-    frames ``[kH, kH + W)`` and gives ``[kH + W - H, kH + W)`` (window 0: ``[0, W)``)."""
-    H = max(1, W // 2)
-    buf, base, k = None, 0, 0  # buf holds frames base.. of the track; k: next window
+    def _check(self, chunk) -> np.ndarray:
+        x = np.asarray(chunk, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.network.n_in:
+            raise ValueError(f"expected (T, {self.network.n_in}) frames, got {x.shape}")
+        return x
 
-    def run(windows, n):
-        seqs = [buf[w * H - base:min(w * H + W, n) - base] for w in windows]
-        post = frame_posteriors(trained, seqs)
-        return np.concatenate([p[0 if w == 0 else W - H:] for w, p in zip(windows, post)])
+    def _empty(self) -> np.ndarray:
+        return np.zeros((0, self.network.n_classes), np.float32)
 
-    for chunk in chunks:
-        chunk = np.asarray(chunk, dtype=np.float32)
-        buf = chunk if buf is None else np.concatenate([buf, chunk])
-        n = base + len(buf)
-        ready = []
+    def push(self, chunk) -> np.ndarray:
+        """Posteriors of the frames that ``chunk`` completes (possibly none yet)."""
+        x = self._check(chunk)
+        if self.mode == "step":
+            if not len(x):
+                return self._empty()
+            out, self._state = self.network.step(x, self._state)
+            return out
+        self._buf.append(x)
+        if self.mode == "whole":
+            return self._empty()
+        return self._windows(final=False)
+
+    def finish(self) -> np.ndarray:
+        """Posteriors of the frames still held (the end of the track)."""
+        if self.mode == "whole":
+            seq = np.concatenate(self._buf) if self._buf else np.zeros((0, self.network.n_in), np.float32)
+            self._buf = []
+            return self.network.posteriors([seq])[0] if len(seq) else self._empty()
+        if self.mode == "windowed":
+            return self._windows(final=True)
+        return self._empty()
+
+    def _windows(self, final: bool) -> np.ndarray:
+        """Window ``k`` covers frames ``[kH, kH + W)`` and gives ``[kH + W - H, kH + W)``
+        (window 0: ``[0, W)``); at the end, truncated windows give the rest."""
+        W, H = self.W, self.H
+        buf = np.concatenate(self._buf) if len(self._buf) > 1 else (self._buf[0] if self._buf else None)
+        if buf is None:
+            return self._empty()
+        n, k, ready = self._base + len(buf), self._next, []
         while k * H + W <= n:
             ready.append(k)
             k += 1
-        if ready:
-            yield run(ready, n)
-            buf, base = buf[k * H - base:], k * H  # later windows start at k*H or after
-    if buf is None:
-        return
-    n, rest = base + len(buf), []
-    while (0 if k == 0 else k * H + W - H) < n:  # truncated windows at the end
-        rest.append(k)
-        k += 1
-    if rest:
-        yield run(rest, n)
+        if final:
+            while (0 if k == 0 else k * H + W - H) < n:
+                ready.append(k)
+                k += 1
+        self._next = k
+        if not ready:
+            self._buf = [buf]
+            return self._empty()
+        seqs = [buf[w * H - self._base:min(w * H + W, n) - self._base] for w in ready]
+        post = self.network.posteriors(seqs)
+        out = np.concatenate([p[0 if w == 0 else W - H:] for w, p in zip(ready, post)])
+        keep_from = min(k * H, n)  # later windows start at k*H or after
+        self._buf, self._base = [buf[keep_from - self._base:]], keep_from
+        return out

@@ -114,6 +114,16 @@ class TrainedFrameModel:
     n_classes: int
     history: dict = field(default_factory=dict)
 
+    @property
+    def kind(self) -> str:
+        """"dnn" or "lstm" (as :class:`genreseg.onnx_engine.OnnxFrameModel` says it)."""
+        return self.config.kind
+
+    @property
+    def bidirectional(self) -> bool:
+        """True for a bidirectional LSTM (it needs whole tracks)."""
+        return self.config.kind == "lstm" and bool(self.config.bidirectional)
+
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Weights and normaliser as a flat dict of arrays (``module.*``, ``normalizer.*``)."""
         out = {f"module.{k}": v for k, v in state_arrays(self.module).items()}
@@ -125,6 +135,51 @@ class TrainedFrameModel:
         return {"config": self.config.to_dict(), "n_in": self.n_in, "n_classes": self.n_classes,
                 "history": {k: list(v) for k, v in self.history.items()}}
 
+    def posteriors(self, sequences) -> list[np.ndarray]:
+        """Per-frame softmax of whole raw ``(T_i, D)`` sequences: :func:`~.inference.frame_posteriors`.
+
+        The same call as :meth:`genreseg.onnx_engine.OnnxFrameModel.posteriors`.
+        """
+        from .inference import frame_posteriors  # inference imports this module
+
+        return frame_posteriors(self, sequences)
+
+    def step(self, chunk, state=None) -> tuple[np.ndarray, tuple | None]:
+        """Posteriors of the next raw frames ``(T, D)`` of one sequence, continuing from ``state``.
+
+        The same call as :meth:`genreseg.onnx_engine.OnnxFrameModel.step`: ``state`` is
+        what the previous call returned (``None`` starts a sequence); the new one is a
+        tuple of ``(h, c)`` float32 ``(1, H)`` arrays per LSTM layer, interchangeable
+        between the engines (``None`` for a DNN). Returns float32 ``(T, C)`` posteriors
+        equal to those of the whole sequence. A bidirectional LSTM raises ``ValueError``.
+        """
+        lstm = self.config.kind == "lstm"
+        if lstm and self.config.bidirectional:
+            raise ValueError("a bidirectional LSTM cannot run chunk by chunk; use posteriors() on the whole track")
+        x = np.asarray(chunk, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"expected (T, {self.n_in}) frames, got shape {x.shape}")
+        x = self.normalizer.transform(x)
+        if len(x) == 0:  # nothing to run; the state stays as it is
+            return np.zeros((0, self.n_classes), np.float32), (state if lstm else None)
+        device = next(self.module.parameters()).device
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                xt = torch.from_numpy(x).to(device)
+                if lstm:
+                    if state is not None and len(state) != len(self.module.layers):
+                        raise ValueError(f"state of {len(state)} layers for an LSTM of {len(self.module.layers)}")
+                    logits, raw = self.module.forward_chunk(xt, _torch_state(state, self.config.cell, device))
+                    state = tuple((_state_array(h), _state_array(c)) for h, c in raw)
+                else:
+                    logits, state = self.module(xt), None
+                post = torch.softmax(logits, dim=-1).cpu().numpy().astype(np.float32)
+        finally:
+            self.module.train(was_training)
+        return post, state
+
     @classmethod
     def from_state(cls, arrays: dict, metadata: dict, device: str | None = None) -> "TrainedFrameModel":
         """Rebuild from :meth:`state_arrays` and :meth:`metadata`."""
@@ -133,6 +188,25 @@ class TrainedFrameModel:
         load_state_arrays(module, {k[len("module."):]: v for k, v in arrays.items() if k.startswith("module.")})
         normalizer = Normalizer.from_arrays({k[len("normalizer."):]: v for k, v in arrays.items()
                                              if k.startswith("normalizer.")})
-        module.to(torch.device(resolve_device(device or config.device))).eval()
+        # The saved device is where training ran; a loaded model runs where it is loaded:
+        # on the device asked for, else the best one here (a model trained on a GPU
+        # loads and predicts on a machine without one).
+        module.to(torch.device(resolve_device(device or "auto"))).eval()
         return cls(module=module, normalizer=normalizer, config=config, n_in=int(metadata["n_in"]),
                    n_classes=int(metadata["n_classes"]), history=dict(metadata.get("history", {})))
+
+
+# --------------------------------------------------------------------------- LSTM state
+def _state_array(t: torch.Tensor) -> np.ndarray:
+    """One layer's h or c as float32 ``(1, H)`` (nn.LSTM keeps ``(1, 1, H)``)."""
+    return np.ascontiguousarray(t.detach().cpu().numpy().reshape(1, -1), dtype=np.float32)
+
+
+def _torch_state(state, cell: str, device: torch.device) -> list | None:
+    """``(h, c)`` arrays per layer back to what ``forward_chunk`` takes (``None``: zeros)."""
+    if state is None:
+        return None
+    # nn.LSTM wants (layers * directions, batch, H); PeepholeLSTM (batch, H).
+    shape = (1, 1, -1) if cell == "torch" else (1, -1)
+    return [tuple(torch.as_tensor(np.asarray(a, dtype=np.float32)).reshape(shape).to(device) for a in pair)
+            for pair in state]

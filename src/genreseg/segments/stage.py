@@ -16,8 +16,9 @@ from ..splits import inner_splitter
 from .classifier import POSTERIOR_MODES, SegmentClassifier, SegmentConfig
 from .statistics import initial_segment_features, segment_features
 
-__all__ = ["CrossFitResult", "SegmentModels", "cross_fitted_posteriors", "fit_segment_models", "predict_segments",
-           "segment_inputs", "segment_posteriors", "training_posteriors"]
+__all__ = ["CrossFitResult", "SegmentModels", "combine_posteriors", "cross_fitted_posteriors", "fit_segment_models",
+           "inputs_from_posteriors", "predict_segments", "segment_inputs", "segment_posteriors", "training_posteriors",
+           "uses_inner_models"]
 
 
 # --------------------------------------------------------------------------- cross-fitting
@@ -170,43 +171,74 @@ def fit_segment_models(sequences, labels, n_classes: int, frame_config: FrameMod
                          inner_models=inner_models, k_scores=k_scores)
 
 
+def uses_inner_models(models: SegmentModels) -> bool:
+    """True when new tracks' posteriors read the inner models too (``test_posteriors``)."""
+    return models.config.test_posteriors != "full" and bool(models.inner_models)
+
+
+def combine_posteriors(models: SegmentModels, full: list, inner_runs: list) -> list:
+    """New tracks' posteriors as ``models.config.test_posteriors`` says, from those computed.
+
+    Parameters
+    ----------
+    full : list of np.ndarray
+        The full frame model's posteriors of each track.
+    inner_runs : list of list of np.ndarray
+        Per inner model (:func:`uses_inner_models`; else empty), its posteriors of each track.
+    """
+    if not inner_runs:  # "full", or no inner models kept: the full model's posteriors are read
+        return full
+    runs = inner_runs if models.config.test_posteriors == "inner-mean" else [*inner_runs, full]
+    return [np.mean([r[i] for r in runs], axis=0).astype(np.float32) for i in range(len(full))]
+
+
 def segment_posteriors(models: SegmentModels, sequences, full_posteriors: list | None = None) -> list:
     """Frame posteriors of new tracks as ``models.config.test_posteriors`` says.
 
     ``full_posteriors`` are the full frame model's posteriors of ``sequences`` when the
     caller has them already.
     """
-    mode = models.config.test_posteriors
-    if mode == "inner-mean" and models.inner_models:
-        runs = [frame_posteriors(m, sequences) for m in models.inner_models]
-    else:  # "full", "all-mean", or no inner models kept: the full model's posteriors are read
-        full = full_posteriors if full_posteriors is not None else frame_posteriors(models.frame_model, sequences)
-        if mode == "full" or not models.inner_models:
-            return full
-        runs = [frame_posteriors(m, sequences) for m in models.inner_models] + [full]
-    return [np.mean([r[i] for r in runs], axis=0).astype(np.float32) for i in range(len(sequences))]
+    full = full_posteriors if full_posteriors is not None else frame_posteriors(models.frame_model, sequences)
+    inner = [frame_posteriors(m, sequences) for m in models.inner_models] if uses_inner_models(models) else []
+    return combine_posteriors(models, full, inner)
 
 
 def segment_inputs(models: SegmentModels, sequences, full_posteriors: list | None = None) -> dict:
     """Everything the segment stage reads about new tracks, computed once.
 
     ``full_posteriors``: the full frame model's posteriors of ``sequences`` when the
-    caller has them already (they are not computed again).
+    caller has them already (they are not computed again). See :func:`inputs_from_posteriors`.
+    """
+    full = full_posteriors if full_posteriors is not None else frame_posteriors(models.frame_model, sequences)
+    inner = [frame_posteriors(m, sequences) for m in models.inner_models] if uses_inner_models(models) else []
+    return inputs_from_posteriors(models, full, inner, initial_segment_features(sequences))
+
+
+def inputs_from_posteriors(models: SegmentModels, full: list, inner_runs: list, init: np.ndarray) -> dict:
+    """The segment stage's inputs from posteriors and initial features already computed.
+
+    Parameters
+    ----------
+    full : list of np.ndarray, each (T_i, C)
+        The full frame model's posteriors.
+    inner_runs : list of list of np.ndarray
+        The inner models' (see :func:`combine_posteriors`).
+    init : np.ndarray, shape (n_tracks, D)
+        The initial segment features (track means of the frames).
 
     Returns
     -------
     dict
         ``frame_posteriors``: the full frame model's (Frame_acc, Seg_acc, timelines);
         ``posteriors``: those ``test_posteriors`` names, whose statistics the classifiers
-        read; ``init``: the initial segment features; ``lseg_stats`` / ``fseg_stats``: the
-        statistics each classifier reads (the full model's for a classifier that fell
-        back to the vote: Seg_acc's model votes).
+        read; ``init``; ``lseg_stats`` / ``fseg_stats``: the statistics each classifier
+        reads (the full model's for a classifier that fell back to the vote: Seg_acc's
+        model votes).
     """
-    full = full_posteriors if full_posteriors is not None else frame_posteriors(models.frame_model, sequences)
-    post = segment_posteriors(models, sequences, full)
+    post = combine_posteriors(models, full, inner_runs)
     stats = segment_features(post, models.config.k)
     vote_stats = stats if post is full else segment_features(full, models.config.k)
-    return {"frame_posteriors": full, "posteriors": post, "init": initial_segment_features(sequences),
+    return {"frame_posteriors": full, "posteriors": post, "init": init,
             "lseg_stats": vote_stats if models.lseg.use_vote_ else stats,
             "fseg_stats": vote_stats if models.fseg.use_vote_ else stats}
 

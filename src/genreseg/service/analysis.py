@@ -1,8 +1,9 @@
 """What the service says about one audio file and about its model.
 
-:func:`analyse` is the service's only way to the classifier: it calls the same
-:meth:`GenreClassifier.predict_files` as ``genreseg predict`` (same decoding, same
-features, same error messages), so there is no second prediction path.
+:func:`analyse` is the service's only way to the classifier: one
+:func:`genreseg.pipeline.analyse_file` per upload, the pipeline ``genreseg predict`` and
+``genreseg segment`` run (same decoding, same features, same error messages), which
+decodes the file once and gives the genre, the posteriors and the segments together.
 
 >>> from genreseg import GenreClassifier
 >>> from genreseg.service import analyse
@@ -66,22 +67,14 @@ def smooth_timeline(times, posteriors, hop_s: float, smooth_s: float = SMOOTH_SE
     return np.asarray(times, dtype=np.float64)[keep], smoothed[keep]
 
 
-def _segments(clf, path) -> list:
-    """Genre segments from ``clf.segment`` (genre timelines) where the classifier has it."""
-    if not hasattr(clf, "segment"):
-        return []
-    return [{"start_s": float(s.start_s), "end_s": float(s.end_s), "genre": s.genre,
-             "confidence": float(s.confidence)} for s in clf.segment(path).segments]
-
-
 def analyse(clf, path, *, name: str | None = None, max_duration: float | None = None,
             smooth_s: float = SMOOTH_SECONDS, max_points: int = TIMELINE_POINTS) -> dict:
-    """Genre, probabilities, posterior timeline and segments of one audio file.
+    """Genre, probabilities, posterior timeline and segments of one audio file, from one pass.
 
     Parameters
     ----------
-    clf : GenreClassifier
-        A fitted or loaded classifier.
+    clf : GenreClassifier or PretrainedTagger
+        A fitted or loaded model.
     path : str or Path
         The audio file.
     name : str, optional
@@ -97,9 +90,10 @@ def analyse(clf, path, *, name: str | None = None, max_duration: float | None = 
     dict
         ``file``, ``genre``, ``probabilities`` (label → probability, in the model's
         label order), ``duration_s``, ``timeline`` (``labels``, ``times_s``,
-        ``posteriors``, ``smoothing_s``, ``frame_hop_s``, ``n_frames``) and ``segments``
-        (``start_s``, ``end_s``, ``genre``, ``confidence``; empty without genre timelines),
-        ``warnings`` (e.g. digital silence: analysed, but there is no music to classify).
+        ``posteriors``, ``smoothing_s``, ``frame_hop_s``, ``n_frames``: the posteriors the
+        segments were decoded from) and ``segments`` (``start_s``, ``end_s``, ``genre``,
+        ``confidence``), ``warnings`` (e.g. digital silence: analysed, but there is no
+        music to classify), and ``tags`` for a pretrained tagger.
 
     Raises
     ------
@@ -107,37 +101,42 @@ def analyse(clf, path, *, name: str | None = None, max_duration: float | None = 
         The file cannot be analysed; the message is the one line ``genreseg predict``
         prints, with ``name`` in place of the path.
     """
+    from ..pipeline import analyse_file
+    from ..timeline import TimelineConfig
+
     name = str(path) if name is None else name
     # warnings.catch_warnings is process-wide: the service runs one analysis at a time.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SilentAudioWarning)
-        pred = clf.predict_files([path], timeline=True, max_duration=max_duration)[0]
+        try:
+            result = analyse_file(clf, path, segments=TimelineConfig(), max_duration=max_duration)
+        except GenresegError as err:
+            raise GenresegError(str(err).replace(str(path), name, 1)) from None
     notes = []
     for w in caught:
         if issubclass(w.category, SilentAudioWarning):
             notes.append(str(w.message).replace(str(path), name, 1))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if pred.error is not None:
-        raise GenresegError(pred.error.replace(str(path), name, 1))
     hop_s = clf.feature_config_.hop_seconds
-    times, post = smooth_timeline(pred.frame_times, pred.frame_posteriors, hop_s, smooth_s, max_points)
+    times, post = smooth_timeline(result.times, result.timeline_posteriors, hop_s, smooth_s, max_points)
     return {
         "file": name,
-        "genre": pred.genre,
-        "probabilities": pred.probabilities,
-        "duration_s": round(pred.duration, 3),
+        "genre": result.genre,
+        "probabilities": result.probabilities,
+        "duration_s": round(result.duration_s, 3),
         "timeline": {
-            "labels": list(clf.label_names_),
+            "labels": list(result.label_names),
             "times_s": [round(float(t), 3) for t in times],
             "posteriors": np.round(post, 4).tolist(),
             "smoothing_s": smooth_s,
             "frame_hop_s": hop_s,
-            "n_frames": len(pred.frame_times),
+            "n_frames": len(result.times),
         },
-        "segments": _segments(clf, path),
+        "segments": [{"start_s": float(s.start_s), "end_s": float(s.end_s), "genre": s.genre,
+                      "confidence": float(s.confidence)} for s in result.segments],
         "warnings": notes,
-        **({"tags": pred.tags} if pred.tags is not None else {}),
+        **({"tags": result.tags} if result.tags is not None else {}),
     }
 
 
@@ -145,6 +144,9 @@ def describe_model(clf) -> dict:
     """What a client may want to know of a model: labels, features, frame model, training."""
     if getattr(clf, "pretrained", False):  # a pretrained tagger describes itself
         return clf.describe()
+    from ..pipeline import file_feature_config
+
+    file_feature_config(clf)  # a model fitted on bare arrays cannot analyse files: say so in one line
     meta = getattr(clf, "meta_", {})  # a loaded model keeps its model.json
     training = {k: v for k, v in clf.training_.items() if k != "track_ids"}
     return {
@@ -174,7 +176,7 @@ def warm_up(clf, seconds: float = 30.0, seed: int = 0) -> float:
     try:
         os.close(fd)
         sf.write(path, noise, rate)
-        clf.predict_files([path])
+        analyse(clf, path)
     finally:
         os.unlink(path)
     return time.perf_counter() - t0

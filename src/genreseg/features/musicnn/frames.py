@@ -232,11 +232,6 @@ class MusicnnFrameStream:
 
 def iter_musicnn_features(blocks, config):
     """musicnn frames of a signal arriving in 22050-Hz blocks (see :class:`MusicnnFrameStream`)."""
-    stream = MusicnnFrameStream(config)
-    for block in blocks:
-        frames = stream.push(block)
-        if len(frames):
-            yield frames
-    frames = stream.finish()
-    if len(frames):
-        yield frames
+    from ...streaming import iter_stream
+
+    return iter_stream(MusicnnFrameStream(config), blocks)
